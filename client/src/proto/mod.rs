@@ -1,0 +1,17 @@
+//! The protocol vocabulary shared by clients and servers: plain data types
+//! with serde derives. Encoding to bytes happens at the edges (transport,
+//! storage), never here.
+
+mod acl;
+mod error;
+mod event;
+mod ids;
+mod op;
+mod stat;
+
+pub use acl::{Acl, Id, Perms};
+pub use error::{AclError, ApiError, BadArgument, ErrorCode, PathError, PermsName};
+pub use event::{EventType, WatchKind, WatchedEvent};
+pub use ids::{SessionId, Zxid};
+pub use op::{CreateMode, Op, OpResult, Reply, TTL_MS_MAX};
+pub use stat::Stat;

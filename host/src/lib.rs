@@ -1,0 +1,14 @@
+//! Warren's server. This crate holds the pure parts of a node — the
+//! replicated state machine (`state`), the per-server watch table (`watch`),
+//! path rules and limits — and the `warren` binary. See ARCHITECTURE.md for
+//! the map.
+
+pub mod demo;
+pub mod limits;
+pub mod path;
+pub mod state;
+pub mod watch;
+
+pub use limits::Limits;
+pub use state::{Applied, Children, Command, Entry, Response, Session, StateMachine, Trigger};
+pub use watch::{Rearm, WatchTable};

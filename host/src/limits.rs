@@ -1,0 +1,39 @@
+//! Every bound of the state machine and the watch table, with its reason.
+//! Replicas must agree on the replicated limits (they change replies), so
+//! they are part of the cluster's configuration, not a node's.
+
+/// Bounds that change what the state machine answers. Every replica of a
+/// cluster must use the same values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Data per znode. ZooKeeper's jute.maxbuffer default; coordination data
+    /// is small, and big values make every snapshot and catch-up slow.
+    pub data_bytes_max: usize,
+    /// Bytes in a path, so a path always fits in a frame and a log entry.
+    pub path_bytes_max: usize,
+    /// Operations in one multi, so one entry's apply time stays bounded.
+    pub multi_ops_max: usize,
+    /// Entries in one ACL, so an ACL check stays cheap.
+    pub acl_entries_max: usize,
+    /// Bytes in one ACL id (an x509 subject, a digest).
+    pub acl_id_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            data_bytes_max: 1024 * 1024,
+            path_bytes_max: 4096,
+            multi_ops_max: 1024,
+            acl_entries_max: 64,
+            acl_id_bytes_max: 1024,
+        }
+    }
+}
+
+/// Watches one session may hold on one server, so a client cannot exhaust
+/// the server's memory with registrations.
+pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
+
+/// Names one getChildren reply lists before the caller must page on.
+pub const CHILDREN_PER_REPLY_MAX: usize = 10_000;

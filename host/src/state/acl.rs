@@ -1,0 +1,221 @@
+//! ACL rules and storage: interning of ACL lists (most nodes share a handful,
+//! as in ZooKeeper's reference-counted ACL cache), the create-time fix-up of a
+//! requested ACL, and the permission check.
+
+use crate::limits::Limits;
+use crate::state::digest;
+use hashbrown::HashMap;
+use std::sync::Arc;
+use warren_client::{Acl, AclError, ApiError, BadArgument, Id, Perms, PermsName};
+use xxhash_rust::xxh3::Xxh3Builder;
+
+/// An interned ACL list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct AclId(u32);
+
+struct AclEntry {
+    acl: Arc<[Acl]>,
+    refs: u32,
+    hash: u64,
+}
+
+/// Reference-counted ACL lists. `intern` takes a reference, `release` drops
+/// one; a list with no references is forgotten.
+#[derive(Default)]
+pub(crate) struct AclTable {
+    entries: Vec<Option<AclEntry>>,
+    free: Vec<u32>,
+    by_value: HashMap<Arc<[Acl]>, AclId, Xxh3Builder>,
+}
+
+impl AclTable {
+    pub(crate) fn intern(&mut self, acl: impl Into<Arc<[Acl]>>) -> AclId {
+        let acl: Arc<[Acl]> = acl.into();
+        if let Some(&id) = self.by_value.get(&acl) {
+            self.entry_mut(id).refs += 1;
+            return id;
+        }
+        let entry = AclEntry {
+            hash: digest::acl_hash(&acl),
+            acl: acl.clone(),
+            refs: 1,
+        };
+        let id = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = Some(entry);
+                AclId(i)
+            }
+            None => {
+                self.entries.push(Some(entry));
+                // One entry per distinct ACL list; bounded by the node count.
+                AclId(u32::try_from(self.entries.len() - 1).expect("over 4 billion ACL lists"))
+            }
+        };
+        self.by_value.insert(acl, id);
+        id
+    }
+
+    /// Drops one reference; returns the list.
+    pub(crate) fn release(&mut self, id: AclId) -> Arc<[Acl]> {
+        let entry = self.entry_mut(id);
+        entry.refs -= 1;
+        let acl = entry.acl.clone();
+        if entry.refs == 0 {
+            self.entries[id.0 as usize] = None;
+            self.by_value.remove(&acl);
+            self.free.push(id.0);
+        }
+        acl
+    }
+
+    pub(crate) fn get(&self, id: AclId) -> &Arc<[Acl]> {
+        &self.entry(id).acl
+    }
+
+    pub(crate) fn hash(&self, id: AclId) -> u64 {
+        self.entry(id).hash
+    }
+
+    /// Distinct ACL lists in use.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_value.len()
+    }
+
+    fn entry(&self, id: AclId) -> &AclEntry {
+        // Ids come only from `intern` and live while referenced.
+        self.entries[id.0 as usize]
+            .as_ref()
+            .expect("released ACL id used")
+    }
+
+    fn entry_mut(&mut self, id: AclId) -> &mut AclEntry {
+        self.entries[id.0 as usize]
+            .as_mut()
+            .expect("released ACL id used")
+    }
+}
+
+/// Checks and expands a requested ACL as ZooKeeper's fixupACL does: removes
+/// duplicates, refuses an empty list, unknown schemes and malformed ids, and
+/// replaces `auth` entries with the caller's authenticated identities.
+pub(crate) fn fixup(
+    path: &str,
+    requested: &[Acl],
+    auth: &[Id],
+    limits: &Limits,
+) -> Result<Vec<Acl>, ApiError> {
+    let invalid = |why| ApiError::InvalidAcl {
+        path: path.to_owned(),
+        why,
+    };
+    if requested.len() > limits.acl_entries_max {
+        return Err(ApiError::BadArguments(BadArgument::TooManyAcls {
+            count: requested.len(),
+            max: limits.acl_entries_max,
+        }));
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(requested.len());
+    let mut push = |acl: Acl| {
+        if !out.contains(&acl) {
+            out.push(acl);
+        }
+    };
+    for acl in requested {
+        if !acl.perms.is_valid() {
+            return Err(invalid(AclError::BadPerms { bits: acl.perms.0 }));
+        }
+        let Id { scheme, id } = &acl.id;
+        if id.len() > limits.acl_id_bytes_max {
+            return Err(invalid(AclError::BadId {
+                scheme: scheme.clone(),
+                id: id.clone(),
+            }));
+        }
+        match scheme.as_str() {
+            "world" if id == "anyone" => push(acl.clone()),
+            "auth" => {
+                let mut any = false;
+                for who in auth.iter().filter(|who| is_authenticated(who)) {
+                    push(Acl::new(acl.perms, who.clone()));
+                    any = true;
+                }
+                if !any {
+                    return Err(invalid(AclError::NoIdentity));
+                }
+            }
+            "digest" if valid_digest_id(id) => push(acl.clone()),
+            "x509" if !id.is_empty() => push(acl.clone()),
+            "world" | "digest" | "x509" => {
+                return Err(invalid(AclError::BadId {
+                    scheme: scheme.clone(),
+                    id: id.clone(),
+                }));
+            }
+            _ => {
+                return Err(invalid(AclError::UnknownScheme {
+                    scheme: scheme.clone(),
+                }));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(AclError::Empty));
+    }
+    Ok(out)
+}
+
+/// `user:hash`, one colon, both sides non-empty (ZooKeeper's check).
+fn valid_digest_id(id: &str) -> bool {
+    matches!(id.split_once(':'), Some((user, hash)) if !user.is_empty() && !hash.is_empty() && !hash.contains(':'))
+}
+
+/// Identities that prove something: x509 and digest. `world` does not.
+fn is_authenticated(id: &Id) -> bool {
+    matches!(id.scheme.as_str(), "x509" | "digest")
+}
+
+/// True when an identity of `auth` is granted any of `perms` by `acl`.
+pub(crate) fn allows(acl: &[Acl], perms: Perms, auth: &[Id]) -> bool {
+    acl.is_empty()
+        || acl.iter().any(|entry| {
+            entry.perms.intersects(perms)
+                && ((entry.id.scheme == "world" && entry.id.id == "anyone")
+                    || auth.iter().any(|who| *who == entry.id))
+        })
+}
+
+/// `allows`, or NoAuth naming the path and the permission.
+pub(crate) fn check(acl: &[Acl], perms: Perms, auth: &[Id], path: &str) -> Result<(), ApiError> {
+    if allows(acl, perms, auth) {
+        Ok(())
+    } else {
+        Err(ApiError::NoAuth {
+            path: path.to_owned(),
+            needed: PermsName(perms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_shares_and_forgets() {
+        // Proves equal ACL lists share one id, and that the last release
+        // forgets the list.
+        let mut table = AclTable::default();
+        let a = table.intern(Acl::open());
+        let b = table.intern(Acl::open());
+        let c = table.intern(Acl::read_only());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(table.len(), 2);
+        table.release(a);
+        assert_eq!(table.len(), 2);
+        table.release(b);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.intern(Acl::read_only()), c);
+    }
+}

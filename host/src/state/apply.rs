@@ -1,0 +1,515 @@
+//! Applying one entry: the writes, each checked in ZooKeeper's order before
+//! anything changes; multi, all or nothing through an undo journal; sessions
+//! opening and closing; and the leader's clean-up entries, re-checked here
+//! because the state may have moved since the leader looked.
+
+use super::{Command, Entry, Response, StateMachine, Trigger};
+use crate::limits::Limits;
+use crate::path;
+use crate::state::acl;
+use crate::state::session::SessionTable;
+use crate::state::tree::{
+    CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, ROOT, RemovedNode, Slot,
+};
+use std::sync::Arc;
+use warren_client::{
+    Acl, ApiError, BadArgument, CreateMode, EventType, Id, Op, OpResult, Perms, Reply, SessionId,
+    TTL_MS_MAX, Zxid,
+};
+
+pub(super) fn apply(sm: &mut StateMachine, entry: &Entry, triggers: &mut Vec<Trigger>) -> Response {
+    let mut txn = Txn {
+        tree: &mut sm.tree,
+        sessions: &mut sm.sessions,
+        limits: &sm.limits,
+        zxid: entry.zxid,
+        time_ms: entry.time_ms,
+        triggers,
+        undo: None,
+    };
+    match &entry.command {
+        Command::CreateSession { timeout_ms, auth } => {
+            if *timeout_ms == 0 {
+                return Response::Done(Err(ApiError::BadArguments(BadArgument::SessionTimeout {
+                    timeout_ms: *timeout_ms,
+                })));
+            }
+            let id = SessionId(entry.zxid.0);
+            txn.sessions.open(id, *timeout_ms, auth.clone().into());
+            Response::SessionCreated(id)
+        }
+        Command::CloseSession { session } => Response::Done(txn.close_session(*session)),
+        Command::Request { session, op } => Response::Reply(txn.request(*session, op)),
+        Command::ExpireSessions { sessions } => {
+            for &session in sessions {
+                // A session closed since the leader decided is simply gone.
+                let _ = txn.close_session(session);
+            }
+            Response::Done(Ok(()))
+        }
+        Command::RemoveContainer { path } => {
+            Response::Done(txn.remove_if(path, |node, _| container_is_removable(node)))
+        }
+        Command::RemoveExpiredTtl { path } => {
+            Response::Done(txn.remove_if(path, |node, now| ttl_is_expired(node, now)))
+        }
+        Command::Noop => Response::Done(Ok(())),
+    }
+}
+
+/// A container goes once it has had a child and has none now.
+pub(super) fn container_is_removable(node: &Node) -> bool {
+    node.kind() == NodeKind::Container && node.stat.num_children == 0 && node.stat.cversion > 0
+}
+
+/// A TTL node goes once childless and unmodified for longer than its TTL.
+pub(super) fn ttl_is_expired(node: &Node, now_ms: i64) -> bool {
+    match node.kind() {
+        NodeKind::Ttl(ttl_ms) => {
+            node.stat.num_children == 0
+                // ttl_ms <= TTL_MS_MAX (2^40), so the cast is exact.
+                && now_ms.saturating_sub(node.stat.mtime) > ttl_ms as i64
+        }
+        _ => false,
+    }
+}
+
+/// What undoes one change of a multi, newest last.
+enum Undo {
+    Created {
+        path: Box<str>,
+    },
+    Removed(RemovedNode),
+    Stat {
+        path: Box<str>,
+        stat: NodeStat,
+    },
+    Data {
+        path: Box<str>,
+        data: Box<[u8]>,
+        stat: NodeStat,
+    },
+    Acl {
+        path: Box<str>,
+        acl: Arc<[Acl]>,
+        stat: NodeStat,
+    },
+}
+
+/// One entry's application.
+struct Txn<'a> {
+    tree: &'a mut DataTree,
+    sessions: &'a mut SessionTable,
+    limits: &'a Limits,
+    zxid: Zxid,
+    time_ms: i64,
+    triggers: &'a mut Vec<Trigger>,
+    /// Recorded only inside a multi: a single operation checks everything
+    /// before its first change, so it never needs undoing.
+    undo: Option<Vec<Undo>>,
+}
+
+impl Txn<'_> {
+    fn request(&mut self, session: SessionId, op: &Op) -> Reply {
+        let Some(s) = self.sessions.get(session) else {
+            return Err(ApiError::SessionExpired { session });
+        };
+        let auth = s.auth.clone();
+        match op {
+            Op::Multi(ops) => self.multi(session, &auth, ops),
+            op => self.op(session, &auth, op),
+        }
+    }
+
+    fn multi(&mut self, session: SessionId, auth: &[Id], ops: &[Op]) -> Reply {
+        if ops.len() > self.limits.multi_ops_max {
+            return Err(ApiError::BadArguments(BadArgument::TooManyOps {
+                count: ops.len(),
+                max: self.limits.multi_ops_max,
+            }));
+        }
+        let triggers_before = self.triggers.len();
+        self.undo = Some(Vec::new());
+        let mut results = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            let result = match op {
+                Op::Multi(_) => Err(ApiError::BadArguments(BadArgument::NestedMulti)),
+                op => self.op(session, auth, op),
+            };
+            match result {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    self.rollback();
+                    self.triggers.truncate(triggers_before);
+                    return Err(ApiError::Multi {
+                        index,
+                        error: Box::new(error),
+                    });
+                }
+            }
+        }
+        self.undo = None;
+        Ok(OpResult::Multi(results))
+    }
+
+    fn op(&mut self, session: SessionId, auth: &[Id], op: &Op) -> Reply {
+        match op {
+            Op::Create {
+                path,
+                data,
+                acl,
+                mode,
+            } => self.create(session, auth, path, data, acl, *mode),
+            Op::Delete { path, version } => self.delete(auth, path, *version),
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => self.set_data(auth, path, data, *version),
+            Op::SetAcl { path, acl, version } => self.set_acl(auth, path, acl, *version),
+            Op::Check { path, version } => self.check(auth, path, *version),
+            Op::Multi(_) => unreachable!("multi is handled by Txn::multi"),
+        }
+    }
+
+    fn create(
+        &mut self,
+        session: SessionId,
+        auth: &[Id],
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Reply {
+        self.check_data_size(path, data)?;
+        if let Some(ttl_ms) = mode.ttl_ms()
+            && !(1..=TTL_MS_MAX).contains(&ttl_ms)
+        {
+            return Err(ApiError::BadArguments(BadArgument::TtlOutOfRange {
+                path: path.to_owned(),
+                ttl_ms,
+                max: TTL_MS_MAX,
+            }));
+        }
+        // A sequential path may end in '/': the suffix completes it.
+        if mode.is_sequential() {
+            self.validate_path(&format!("{path}1"))
+                .map_err(|e| rename_path(e, path))?;
+        } else {
+            self.validate_path(path)?;
+        }
+        let acl = acl::fixup(path, acl, auth, self.limits)?;
+        let parent_path = path::parent(path);
+        let parent = self.lookup(parent_path)?;
+        acl::check(self.tree.acl_of(parent), Perms::CREATE, auth, parent_path)?;
+        let parent_stat = self.tree.node(parent).stat;
+        let path = if mode.is_sequential() {
+            format!("{path}{:010}", parent_stat.cversion)
+        } else {
+            path.to_owned()
+        };
+        self.validate_path(&path)?;
+        if path == "/" || self.tree.lookup(&path).is_some() {
+            return Err(ApiError::NodeExists { path });
+        }
+        if self.tree.node(parent).kind().is_ephemeral() {
+            return Err(ApiError::NoChildrenForEphemerals { path });
+        }
+        let owner = match mode {
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential => session.0,
+            CreateMode::Container => CONTAINER_OWNER,
+            CreateMode::PersistentWithTtl { ttl_ms }
+            | CreateMode::PersistentSequentialWithTtl { ttl_ms } => NodeKind::ttl_owner(ttl_ms),
+            CreateMode::Persistent | CreateMode::PersistentSequential => 0,
+        };
+
+        // Checked; now change.
+        self.record(|| Undo::Stat {
+            path: parent_path.into(),
+            stat: parent_stat,
+        });
+        let acl = self.tree.acls.intern(acl);
+        let stat = NodeStat::created(self.zxid, self.time_ms, owner);
+        let slot = self
+            .tree
+            .insert(parent, path.as_str().into(), data.into(), stat, acl);
+        let zxid = self.zxid.0;
+        self.tree.update_stat(parent, |s| {
+            s.cversion = s.cversion.wrapping_add(1);
+            s.pzxid = zxid;
+        });
+        if mode.is_ephemeral() {
+            self.sessions.add_ephemeral(session, &path);
+        }
+        self.record(|| Undo::Created {
+            path: path.as_str().into(),
+        });
+        self.trigger(EventType::NodeCreated, &path, slot);
+        self.trigger(EventType::NodeChildrenChanged, parent_path, parent);
+        Ok(OpResult::Create {
+            stat: self.tree.node(slot).public_stat(),
+            path,
+        })
+    }
+
+    fn delete(&mut self, auth: &[Id], path: &str, version: Option<i32>) -> Reply {
+        self.validate_path(path)?;
+        if path == "/" {
+            return Err(ApiError::BadArguments(BadArgument::Root));
+        }
+        let parent_path = path::parent(path);
+        let parent = self.lookup(parent_path)?;
+        acl::check(self.tree.acl_of(parent), Perms::DELETE, auth, parent_path)?;
+        let slot = self.lookup(path)?;
+        let node = self.tree.node(slot);
+        check_version(path, version, node.stat.version)?;
+        if node.stat.num_children > 0 {
+            return Err(ApiError::NotEmpty {
+                path: path.to_owned(),
+            });
+        }
+        self.delete_node(slot);
+        Ok(OpResult::Delete)
+    }
+
+    fn set_data(&mut self, auth: &[Id], path: &str, data: &[u8], version: Option<i32>) -> Reply {
+        self.check_data_size(path, data)?;
+        self.validate_path(path)?;
+        let slot = self.lookup(path)?;
+        acl::check(self.tree.acl_of(slot), Perms::WRITE, auth, path)?;
+        let old = self.tree.node(slot).stat;
+        check_version(path, version, old.version)?;
+        let stat = NodeStat {
+            version: old.version.wrapping_add(1),
+            mzxid: self.zxid.0,
+            mtime: self.time_ms,
+            ..old
+        };
+        let old_data = self.tree.set_data(slot, data.into(), stat);
+        self.record(|| Undo::Data {
+            path: path.into(),
+            data: old_data,
+            stat: old,
+        });
+        self.trigger(EventType::NodeDataChanged, path, slot);
+        Ok(OpResult::SetData {
+            stat: self.tree.node(slot).public_stat(),
+        })
+    }
+
+    fn set_acl(&mut self, auth: &[Id], path: &str, acl: &[Acl], version: Option<i32>) -> Reply {
+        self.validate_path(path)?;
+        let acl = acl::fixup(path, acl, auth, self.limits)?;
+        let slot = self.lookup(path)?;
+        acl::check(self.tree.acl_of(slot), Perms::ADMIN, auth, path)?;
+        let old = self.tree.node(slot).stat;
+        check_version(path, version, old.aversion)?;
+        let stat = NodeStat {
+            aversion: old.aversion.wrapping_add(1),
+            ..old
+        };
+        let acl = self.tree.acls.intern(acl);
+        let old_acl = self.tree.set_acl(slot, acl, stat);
+        self.record(|| Undo::Acl {
+            path: path.into(),
+            acl: old_acl,
+            stat: old,
+        });
+        Ok(OpResult::SetAcl {
+            stat: self.tree.node(slot).public_stat(),
+        })
+    }
+
+    fn check(&mut self, auth: &[Id], path: &str, version: Option<i32>) -> Reply {
+        self.validate_path(path)?;
+        let slot = self.lookup(path)?;
+        acl::check(self.tree.acl_of(slot), Perms::READ, auth, path)?;
+        check_version(path, version, self.tree.node(slot).stat.version)?;
+        Ok(OpResult::Check)
+    }
+
+    /// Ends a session: its ephemerals go, in path order, then the session.
+    fn close_session(&mut self, session: SessionId) -> Result<(), ApiError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Err(ApiError::SessionExpired { session });
+        };
+        let paths: Vec<Box<str>> = s.ephemerals.iter().cloned().collect();
+        for path in paths {
+            // The session table lists exactly the live ephemerals it owns.
+            let slot = self
+                .tree
+                .lookup(&path)
+                .expect("ephemeral listed but absent");
+            self.delete_node(slot);
+        }
+        self.sessions.close(session);
+        Ok(())
+    }
+
+    /// Removes a container or TTL node if `removable` still holds now.
+    fn remove_if(
+        &mut self,
+        path: &str,
+        removable: impl Fn(&Node, i64) -> bool,
+    ) -> Result<(), ApiError> {
+        let slot = self.lookup(path)?;
+        if !removable(self.tree.node(slot), self.time_ms) {
+            return Err(ApiError::BadArguments(BadArgument::NotRemovable {
+                path: path.to_owned(),
+            }));
+        }
+        self.delete_node(slot);
+        Ok(())
+    }
+
+    /// Takes a checked, childless node out: the parent's pzxid moves (not
+    /// its cversion: ZooKeeper counts only creations there), the owner
+    /// forgets an ephemeral, watches are triggered.
+    fn delete_node(&mut self, slot: Slot) {
+        let node = self.tree.node(slot);
+        let path: Box<str> = node.path.clone();
+        let node_acl = self.tree.acl_of(slot).clone();
+        let parent_path = path::parent(&path);
+        // A live non-root node always has a live parent.
+        let parent = self
+            .tree
+            .lookup(parent_path)
+            .expect("live node without parent");
+        let parent_stat = self.tree.node(parent).stat;
+        self.record(|| Undo::Stat {
+            path: parent_path.into(),
+            stat: parent_stat,
+        });
+        let removed = self.tree.remove(slot);
+        let zxid = self.zxid.0;
+        self.tree
+            .update_stat(parent, |s| s.pzxid = s.pzxid.max(zxid));
+        if let NodeKind::Ephemeral(owner) = NodeKind::of(removed.stat.ephemeral_owner) {
+            self.sessions.remove_ephemeral(SessionId(owner), &path);
+        }
+        self.triggers.push(Trigger {
+            event: EventType::NodeDeleted,
+            path: path.to_string(),
+            zxid: self.zxid,
+            acl: node_acl,
+        });
+        self.trigger(EventType::NodeChildrenChanged, parent_path, parent);
+        self.record(|| Undo::Removed(removed));
+    }
+
+    /// Undoes the journal, newest change first, through the same tree
+    /// primitives, so the digest and every index return to where they were.
+    fn rollback(&mut self) {
+        // Rollback happens only inside a multi, which set the journal up.
+        let mut undo = self.undo.take().expect("rollback outside a multi");
+        while let Some(change) = undo.pop() {
+            match change {
+                Undo::Created { path } => {
+                    let slot = self.live(&path);
+                    let removed = self.tree.remove(slot);
+                    if let NodeKind::Ephemeral(owner) = NodeKind::of(removed.stat.ephemeral_owner) {
+                        self.sessions.remove_ephemeral(SessionId(owner), &path);
+                    }
+                }
+                Undo::Removed(node) => {
+                    let parent = self.live(path::parent(&node.path));
+                    if let NodeKind::Ephemeral(owner) = NodeKind::of(node.stat.ephemeral_owner) {
+                        self.sessions.add_ephemeral(SessionId(owner), &node.path);
+                    }
+                    let acl = self.tree.acls.intern(node.acl);
+                    self.tree
+                        .insert(parent, node.path, node.data, node.stat, acl);
+                }
+                Undo::Stat { path, stat } => {
+                    let slot = self.live(&path);
+                    self.tree.update_stat(slot, |s| *s = stat);
+                }
+                Undo::Data { path, data, stat } => {
+                    let slot = self.live(&path);
+                    self.tree.set_data(slot, data, stat);
+                }
+                Undo::Acl { path, acl, stat } => {
+                    let slot = self.live(&path);
+                    let acl = self.tree.acls.intern(acl);
+                    self.tree.set_acl(slot, acl, stat);
+                }
+            }
+        }
+    }
+
+    /// A node the journal says exists at this point of the rollback.
+    fn live(&self, path: &str) -> Slot {
+        self.tree
+            .lookup(path)
+            .expect("undo journal names a missing node")
+    }
+
+    fn record(&mut self, undo: impl FnOnce() -> Undo) {
+        if let Some(journal) = &mut self.undo {
+            journal.push(undo());
+        }
+    }
+
+    fn trigger(&mut self, event: EventType, path: &str, slot: Slot) {
+        self.triggers.push(Trigger {
+            event,
+            path: path.to_owned(),
+            zxid: self.zxid,
+            acl: self.tree.acl_of(slot).clone(),
+        });
+    }
+
+    fn lookup(&self, path: &str) -> Result<Slot, ApiError> {
+        if path == "/" {
+            return Ok(ROOT);
+        }
+        self.tree.lookup(path).ok_or_else(|| ApiError::NoNode {
+            path: path.to_owned(),
+        })
+    }
+
+    fn validate_path(&self, path: &str) -> Result<(), ApiError> {
+        path::validate(path, self.limits.path_bytes_max).map_err(|why| {
+            ApiError::BadArguments(BadArgument::InvalidPath {
+                path: path.to_owned(),
+                why,
+            })
+        })
+    }
+
+    fn check_data_size(&self, path: &str, data: &[u8]) -> Result<(), ApiError> {
+        if data.len() > self.limits.data_bytes_max {
+            return Err(ApiError::BadArguments(BadArgument::DataTooLarge {
+                path: path.to_owned(),
+                len: data.len(),
+                max: self.limits.data_bytes_max,
+            }));
+        }
+        Ok(())
+    }
+}
+
+fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), ApiError> {
+    match expected {
+        Some(expected) if expected != actual => Err(ApiError::BadVersion {
+            path: path.to_owned(),
+            expected,
+            actual,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reports a sequential path's validation error against the path the client
+/// gave, not the probe with "1" appended.
+fn rename_path(error: ApiError, path: &str) -> ApiError {
+    match error {
+        ApiError::BadArguments(BadArgument::InvalidPath { why, .. }) => {
+            ApiError::BadArguments(BadArgument::InvalidPath {
+                path: path.to_owned(),
+                why,
+            })
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,370 @@
+//! The snapshot format of the state machine: versioned, checksummed, and
+//! checked field by field on the way back in, so a corrupt or foreign file is
+//! an error, never a panic or a silently different state.
+//!
+//! Layout (all integers little-endian; `str`/`bytes` are a u32 length and the
+//! bytes):
+//!
+//! ```text
+//! magic "WRNSNAP\0" | format u32 | last_applied u64 | digest u64
+//! sessions: count u64, then per session: id u64, timeout_ms u32,
+//!           auth count u32, per identity: scheme str, id str
+//! acls:     count u32, then per list: ref u32, entries u32,
+//!           per entry: perms u32, scheme str, id str
+//! nodes:    count u64, then per node in pre-order (parents first, children
+//!           by name): path str, data bytes, czxid u64, mzxid u64, pzxid u64,
+//!           ctime i64, mtime i64, ephemeral_owner u64, version i32,
+//!           cversion i32, aversion i32, acl ref u32
+//! checksum: xxh3-64 of every byte before it, u64
+//! ```
+//!
+//! `num_children` and each session's ephemerals are derived on restore; the
+//! digest is recomputed and must equal the stored one.
+
+use super::StateMachine;
+use super::tree::{NodeKind, NodeStat, ROOT, Slot};
+use crate::limits::Limits;
+use crate::path;
+use std::collections::HashMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
+use thiserror::Error;
+use warren_client::{Acl, Id, PathError, Perms, SessionId, Zxid};
+use xxhash_rust::xxh3::Xxh3;
+
+const MAGIC: &[u8; 8] = b"WRNSNAP\0";
+/// Bumped whenever the layout or the digest's hashing changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Identities per session and entries per ACL list a snapshot may hold:
+/// generous bounds so a corrupt count cannot make restore spin or allocate.
+const LIST_MAX: u32 = 4096;
+
+/// Why a snapshot could not be written or read.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("snapshot I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a Warren snapshot (the file does not start with the snapshot magic)")]
+    BadMagic,
+    #[error(
+        "snapshot format {found} is not supported by this build (it reads {supported}); restore with a matching Warren version"
+    )]
+    UnsupportedFormat { found: u32, supported: u32 },
+    #[error(
+        "snapshot checksum mismatch (stored {stored:#018x}, computed {computed:#018x}): the file is corrupt; use an older snapshot or recover from a peer"
+    )]
+    Checksum { stored: u64, computed: u64 },
+    #[error(
+        "snapshot is malformed: {what} (at {context}); the file is corrupt or from an incompatible build"
+    )]
+    Malformed { what: &'static str, context: String },
+    #[error(
+        "snapshot digest {stored:#018x} differs from the restored state's {computed:#018x}; the snapshot was written by an incompatible build"
+    )]
+    Digest { stored: u64, computed: u64 },
+}
+
+fn malformed(what: &'static str, context: impl ToString) -> SnapshotError {
+    SnapshotError::Malformed {
+        what,
+        context: context.to_string(),
+    }
+}
+
+/// Writes the whole state to `out`.
+pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
+    let mut w = Output {
+        inner: BufWriter::new(out),
+        hasher: Xxh3::new(),
+    };
+    w.bytes(MAGIC)?;
+    w.u32(FORMAT_VERSION)?;
+    w.u64(sm.last_applied.0)?;
+    w.u64(sm.digest())?;
+
+    w.u64(sm.sessions.len() as u64)?;
+    for (id, session) in sm.sessions.iter() {
+        w.u64(id.0)?;
+        w.u32(session.timeout_ms)?;
+        w.u32(session.auth.len() as u32)?;
+        for who in session.auth.iter() {
+            w.id(who)?;
+        }
+    }
+
+    // Each distinct ACL list once; nodes refer to it by its position here.
+    let tree = &sm.tree;
+    let mut acl_refs: HashMap<*const [Acl], u32> = HashMap::new();
+    let mut acl_lists: Vec<&Arc<[Acl]>> = Vec::new();
+    let mut order: Vec<Slot> = Vec::with_capacity(tree.len());
+    let mut stack = vec![ROOT];
+    while let Some(slot) = stack.pop() {
+        order.push(slot);
+        let acl = tree.acl_of(slot);
+        acl_refs.entry(Arc::as_ptr(acl)).or_insert_with(|| {
+            acl_lists.push(acl);
+            (acl_lists.len() - 1) as u32
+        });
+        let mut children: Vec<Slot> = tree.children(slot).collect();
+        children.sort_unstable_by(|&a, &b| tree.node(b).name().cmp(tree.node(a).name()));
+        stack.extend(children);
+    }
+    w.u32(acl_lists.len() as u32)?;
+    for (index, list) in acl_lists.iter().enumerate() {
+        w.u32(index as u32)?;
+        w.u32(list.len() as u32)?;
+        for acl in list.iter() {
+            w.u32(acl.perms.0)?;
+            w.id(&acl.id)?;
+        }
+    }
+
+    w.u64(order.len() as u64)?;
+    for slot in order {
+        let node = tree.node(slot);
+        let s = &node.stat;
+        w.str(&node.path)?;
+        w.u32(node.data.len() as u32)?;
+        w.bytes(&node.data)?;
+        for word in [
+            s.czxid,
+            s.mzxid,
+            s.pzxid,
+            s.ctime as u64,
+            s.mtime as u64,
+            s.ephemeral_owner,
+        ] {
+            w.u64(word)?;
+        }
+        for word in [s.version, s.cversion, s.aversion] {
+            w.u32(word as u32)?;
+        }
+        w.u32(acl_refs[&Arc::as_ptr(tree.acl_of(slot))])?;
+    }
+    let checksum = w.hasher.digest();
+    w.inner.write_all(&checksum.to_le_bytes())?;
+    w.inner.flush()?;
+    Ok(())
+}
+
+/// Reads a state written by [`write`], checking everything, with `limits`
+/// for the restored state machine.
+pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotError> {
+    let mut r = Input {
+        inner: BufReader::new(input),
+        hasher: Xxh3::new(),
+    };
+    let mut magic = [0u8; 8];
+    r.exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let format = r.u32()?;
+    if format != FORMAT_VERSION {
+        return Err(SnapshotError::UnsupportedFormat {
+            found: format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let mut sm = StateMachine::new(limits);
+    sm.last_applied = Zxid(r.u64()?);
+    let stored_digest = r.u64()?;
+
+    let sessions = r.u64()?;
+    for _ in 0..sessions {
+        let id = SessionId(r.u64()?);
+        let timeout_ms = r.u32()?;
+        let count = r.count(LIST_MAX, "session identity count")?;
+        let auth: Vec<Id> = (0..count).map(|_| r.id()).collect::<Result<_, _>>()?;
+        if sm.sessions.get(id).is_some() {
+            return Err(malformed("duplicate session", id));
+        }
+        sm.sessions.open(id, timeout_ms, auth.into());
+    }
+
+    let lists = r.u32()?;
+    let mut acls: Vec<Arc<[Acl]>> = Vec::new();
+    for index in 0..lists {
+        if r.u32()? != index {
+            return Err(malformed("ACL lists out of order", index));
+        }
+        let count = r.count(LIST_MAX, "ACL entry count")?;
+        let list: Vec<Acl> = (0..count)
+            .map(|_| Ok(Acl::new(Perms(r.u32()?), r.id()?)))
+            .collect::<Result<_, SnapshotError>>()?;
+        acls.push(list.into());
+    }
+
+    let nodes = r.u64()?;
+    if nodes == 0 {
+        return Err(malformed("no root node", "node 0"));
+    }
+    for n in 0..nodes {
+        let path = r.str(limits.path_bytes_max + 1, "path")?;
+        let data = r.bytes(limits.data_bytes_max, "data")?;
+        let mut words = [0u64; 6];
+        for word in &mut words {
+            *word = r.u64()?;
+        }
+        let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = words;
+        let stat = NodeStat {
+            czxid,
+            mzxid,
+            pzxid,
+            ctime: ctime as i64,
+            mtime: mtime as i64,
+            ephemeral_owner,
+            version: r.u32()? as i32,
+            cversion: r.u32()? as i32,
+            aversion: r.u32()? as i32,
+            num_children: 0,
+        };
+        let acl_ref = r.u32()?;
+        let acl = acls
+            .get(acl_ref as usize)
+            .ok_or_else(|| malformed("unknown ACL reference", &path))?;
+        let acl = sm.tree.acls.intern(acl.clone());
+        if n == 0 {
+            if path != "/" {
+                return Err(malformed("the first node is not the root", path));
+            }
+            sm.tree.set_data(ROOT, data.into(), stat);
+            sm.tree.set_acl(ROOT, acl, stat);
+            continue;
+        }
+        path::validate(&path, limits.path_bytes_max)
+            .and_then(|()| {
+                if path == "/" {
+                    Err(PathError::Empty)
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|_| malformed("invalid node path", &path))?;
+        if sm.tree.lookup(&path).is_some() {
+            return Err(malformed("duplicate node", path));
+        }
+        let parent = sm
+            .tree
+            .lookup(path::parent(&path))
+            .ok_or_else(|| malformed("node before its parent", &path))?;
+        if sm.tree.node(parent).kind().is_ephemeral() {
+            return Err(malformed("child of an ephemeral node", path));
+        }
+        if let NodeKind::Ephemeral(owner) = NodeKind::of(stat.ephemeral_owner) {
+            if sm.sessions.get(SessionId(owner)).is_none() {
+                return Err(malformed("ephemeral of an unknown session", path));
+            }
+            sm.sessions.add_ephemeral(SessionId(owner), &path);
+        }
+        sm.tree.insert(parent, path.into(), data.into(), stat, acl);
+    }
+
+    let computed = r.hasher.digest();
+    let mut stored = [0u8; 8];
+    r.inner.read_exact(&mut stored)?;
+    let stored = u64::from_le_bytes(stored);
+    if stored != computed {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    if r.inner.read(&mut [0u8; 1])? != 0 {
+        return Err(malformed("bytes after the checksum", "end"));
+    }
+    if sm.digest() != stored_digest {
+        return Err(SnapshotError::Digest {
+            stored: stored_digest,
+            computed: sm.digest(),
+        });
+    }
+    Ok(sm)
+}
+
+/// Writes fields, hashing every byte.
+struct Output<W: Write> {
+    inner: BufWriter<W>,
+    hasher: Xxh3,
+}
+
+impl<W: Write> Output<W> {
+    fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hasher.update(bytes);
+        self.inner.write_all(bytes)
+    }
+
+    fn u32(&mut self, v: u32) -> io::Result<()> {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    fn u64(&mut self, v: u64) -> io::Result<()> {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    fn str(&mut self, s: &str) -> io::Result<()> {
+        self.u32(s.len() as u32)?;
+        self.bytes(s.as_bytes())
+    }
+
+    fn id(&mut self, id: &Id) -> io::Result<()> {
+        self.str(&id.scheme)?;
+        self.str(&id.id)
+    }
+}
+
+/// Reads fields, hashing every byte, refusing lengths over their bound
+/// before allocating.
+struct Input<R: Read> {
+    inner: BufReader<R>,
+    hasher: Xxh3,
+}
+
+impl<R: Read> Input<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        self.inner.read_exact(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => malformed("file ends early", "a field"),
+            _ => SnapshotError::Io(e),
+        })?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn count(&mut self, max: u32, what: &'static str) -> Result<u32, SnapshotError> {
+        let n = self.u32()?;
+        if n > max {
+            return Err(malformed(what, n));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, SnapshotError> {
+        let len = self.u32()? as usize;
+        if len > max {
+            return Err(malformed(what, format!("length {len}")));
+        }
+        let mut buf = vec![0u8; len];
+        self.exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn str(&mut self, max: usize, what: &'static str) -> Result<String, SnapshotError> {
+        String::from_utf8(self.bytes(max, what)?).map_err(|_| malformed(what, "invalid UTF-8"))
+    }
+
+    fn id(&mut self) -> Result<Id, SnapshotError> {
+        Ok(Id::new(
+            self.str(1 << 16, "identity scheme")?,
+            self.str(1 << 16, "identity")?,
+        ))
+    }
+}

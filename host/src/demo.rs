@@ -23,11 +23,7 @@ pub fn run() -> String {
         .add(admin, "/app", WatchKind::PersistentRecursive)
         .expect("first watch is within limits");
 
-    demo.write(
-        admin,
-        "create /app",
-        create("/app", b"", CreateMode::Persistent),
-    );
+    demo.write(admin, "create /app", create("/app", b"", CreateMode::Persistent));
     demo.write(
         admin,
         "create /app/config",
@@ -41,20 +37,12 @@ pub fn run() -> String {
     demo.write(
         admin,
         "lock: admin queues",
-        create(
-            "/app/locks/lock-",
-            b"admin",
-            CreateMode::EphemeralSequential,
-        ),
+        create("/app/locks/lock-", b"admin", CreateMode::EphemeralSequential),
     );
     demo.write(
         worker,
         "lock: worker queues",
-        create(
-            "/app/locks/lock-",
-            b"worker",
-            CreateMode::EphemeralSequential,
-        ),
+        create("/app/locks/lock-", b"worker", CreateMode::EphemeralSequential),
     );
     demo.write(
         admin,
@@ -68,11 +56,7 @@ pub fn run() -> String {
     demo.write(
         worker,
         "set /app/config at stale version 0",
-        Op::SetData {
-            path: "/app/config".into(),
-            data: b"{}".to_vec(),
-            version: Some(0),
-        },
+        Op::SetData { path: "/app/config".into(), data: b"{}".to_vec(), version: Some(0) },
     );
     demo.write(
         admin,
@@ -80,10 +64,7 @@ pub fn run() -> String {
         Op::Multi(vec![
             create("/app/members", b"", CreateMode::Persistent),
             create("/app/members/a", b"10.0.0.1", CreateMode::Persistent),
-            Op::Check {
-                path: "/app/config".into(),
-                version: Some(1),
-            },
+            Op::Check { path: "/app/config".into(), version: Some(1) },
         ]),
     );
     demo.write(
@@ -91,10 +72,7 @@ pub fn run() -> String {
         "multi that fails at its last op",
         Op::Multi(vec![
             create("/app/members/b", b"10.0.0.2", CreateMode::Persistent),
-            Op::Delete {
-                path: "/app/config".into(),
-                version: Some(7),
-            },
+            Op::Delete { path: "/app/config".into(), version: Some(7) },
         ]),
     );
     demo.write(
@@ -110,30 +88,19 @@ pub fn run() -> String {
     demo.write(
         worker,
         "worker sets /app/secret",
-        Op::SetData {
-            path: "/app/secret".into(),
-            data: b"x".to_vec(),
-            version: None,
-        },
+        Op::SetData { path: "/app/secret".into(), data: b"x".to_vec(), version: None },
     );
     demo.write(
         admin,
         "create /app/lease (TTL 5 s)",
-        create(
-            "/app/lease",
-            b"",
-            CreateMode::PersistentWithTtl { ttl_ms: 5_000 },
-        ),
+        create("/app/lease", b"", CreateMode::PersistentWithTtl { ttl_ms: 5_000 }),
     );
 
     demo.apply(
         "admin releases its lock by closing its session",
         Command::CloseSession { session: admin },
     );
-    demo.apply(
-        "worker closes too",
-        Command::CloseSession { session: worker },
-    );
+    demo.apply("worker closes too", Command::CloseSession { session: worker });
     demo.time_ms += 10_000;
     for command in demo.sm.cleanup_candidates(demo.time_ms) {
         demo.apply("leader cleans up", command);
@@ -164,11 +131,8 @@ struct Demo {
 impl Demo {
     fn apply(&mut self, what: &str, command: Command) -> Response {
         self.time_ms += 1;
-        let entry = Entry {
-            zxid: Zxid(self.sm.last_applied().0 + 1),
-            time_ms: self.time_ms,
-            command,
-        };
+        let entry =
+            Entry { zxid: Zxid(self.sm.last_applied().0 + 1), time_ms: self.time_ms, command };
         let applied = self.sm.apply(&entry);
         let shown = match &applied.response {
             Response::SessionCreated(id) => format!("session {id}"),
@@ -181,9 +145,7 @@ impl Demo {
         let _ = writeln!(self.out, "zxid {:>2}  {what:<48} {shown}", entry.zxid.0);
         for trigger in &applied.triggers {
             let sm = &self.sm;
-            for (session, event) in self
-                .watches
-                .fire(trigger, |s| sm.session(s).map(|s| &*s.auth))
+            for (session, event) in self.watches.fire(trigger, |s| sm.session(s).map(|s| &*s.auth))
             {
                 let _ = writeln!(
                     self.out,
@@ -200,13 +162,7 @@ impl Demo {
     }
 
     fn open_session(&mut self, auth: Vec<Id>) -> SessionId {
-        match self.apply(
-            "open session",
-            Command::CreateSession {
-                timeout_ms: 10_000,
-                auth,
-            },
-        ) {
+        match self.apply("open session", Command::CreateSession { timeout_ms: 10_000, auth }) {
             Response::SessionCreated(id) => id,
             other => unreachable!("a valid timeout always opens a session, got {other:?}"),
         }
@@ -214,12 +170,7 @@ impl Demo {
 }
 
 fn create(path: &str, data: &[u8], mode: CreateMode) -> Op {
-    Op::Create {
-        path: path.into(),
-        data: data.to_vec(),
-        acl: Acl::open(),
-        mode,
-    }
+    Op::Create { path: path.into(), data: data.to_vec(), acl: Acl::open(), mode }
 }
 
 fn print_tree(sm: &StateMachine, path: &str, depth: usize, out: &mut String) {

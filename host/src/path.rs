@@ -11,10 +11,7 @@ pub fn validate(path: &str, max_bytes: usize) -> Result<(), PathError> {
         return Err(PathError::Empty);
     }
     if path.len() > max_bytes {
-        return Err(PathError::TooLong {
-            len: path.len(),
-            max: max_bytes,
-        });
+        return Err(PathError::TooLong { len: path.len(), max: max_bytes });
     }
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -25,20 +22,34 @@ pub fn validate(path: &str, max_bytes: usize) -> Result<(), PathError> {
     if path.ends_with('/') {
         return Err(PathError::TrailingSlash);
     }
-    for (at, c) in path.char_indices() {
-        if is_forbidden(c) {
-            return Err(PathError::BadCharacter { at });
-        }
-    }
+    // One pass over the bytes: ASCII is checked directly, and only
+    // non-ASCII characters are decoded.
+    let bytes = path.as_bytes();
+    let mut segment_start = 1;
     let mut at = 1;
-    for segment in path[1..].split('/') {
-        if segment.is_empty() {
-            return Err(PathError::EmptySegment { at });
+    while at <= bytes.len() {
+        let b = if at < bytes.len() { bytes[at] } else { b'/' };
+        if b == b'/' {
+            match &bytes[segment_start..at] {
+                [] => return Err(PathError::EmptySegment { at: segment_start }),
+                b"." | b".." => return Err(PathError::RelativeSegment { at: segment_start }),
+                _ => {}
+            }
+            segment_start = at + 1;
+            at += 1;
+        } else if b < 0x80 {
+            if b < 0x20 || b == 0x7f {
+                return Err(PathError::BadCharacter { at });
+            }
+            at += 1;
+        } else {
+            // `at` is a char boundary: we only ever step over whole chars.
+            let c = path[at..].chars().next().expect("non-empty tail");
+            if is_forbidden(c) {
+                return Err(PathError::BadCharacter { at });
+            }
+            at += c.len_utf8();
         }
-        if segment == "." || segment == ".." {
-            return Err(PathError::RelativeSegment { at });
-        }
-        at += segment.len() + 1;
     }
     Ok(())
 }
@@ -126,10 +137,7 @@ mod tests {
         for (path, err) in bad {
             assert_eq!(validate(path, 4096).as_ref(), Err(err), "{path:?}");
         }
-        assert_eq!(
-            validate("/abcd", 4),
-            Err(PathError::TooLong { len: 5, max: 4 })
-        );
+        assert_eq!(validate("/abcd", 4), Err(PathError::TooLong { len: 5, max: 4 }));
     }
 
     #[test]

@@ -68,20 +68,14 @@ impl WatchTable {
     }
 
     pub fn with_limit(per_session_max: usize) -> WatchTable {
-        WatchTable {
-            per_session_max,
-            ..WatchTable::default()
-        }
+        WatchTable { per_session_max, ..WatchTable::default() }
     }
 
     /// Sets a watch. Setting one a session already holds is a no-op.
     /// `WatchKind::Any` is for removal only and is refused here.
     pub fn add(&mut self, session: SessionId, path: &str, kind: WatchKind) -> Result<(), ApiError> {
         if kind == WatchKind::Any {
-            return Err(ApiError::NoWatcher {
-                path: path.to_owned(),
-                kind: "any".into(),
-            });
+            return Err(ApiError::NoWatcher { path: path.to_owned(), kind: "any".into() });
         }
         let paths = self.by_session.entry(session).or_default();
         if !paths.contains(path) {
@@ -90,12 +84,7 @@ impl WatchTable {
             }
             paths.insert(path.to_owned());
         }
-        let bits = self
-            .by_path
-            .entry(path.to_owned())
-            .or_default()
-            .entry(session)
-            .or_insert(0);
+        let bits = self.by_path.entry(path.to_owned()).or_default().entry(session).or_insert(0);
         if kind == WatchKind::PersistentRecursive && *bits & RECURSIVE == 0 {
             self.recursive += 1;
         }
@@ -111,17 +100,9 @@ impl WatchTable {
         path: &str,
         kind: WatchKind,
     ) -> Result<(), ApiError> {
-        let held = self
-            .by_path
-            .get(path)
-            .and_then(|s| s.get(&session))
-            .copied()
-            .unwrap_or(0);
+        let held = self.by_path.get(path).and_then(|s| s.get(&session)).copied().unwrap_or(0);
         if held & bit(kind) == 0 {
-            return Err(ApiError::NoWatcher {
-                path: path.to_owned(),
-                kind: format!("{kind:?}"),
-            });
+            return Err(ApiError::NoWatcher { path: path.to_owned(), kind: format!("{kind:?}") });
         }
         self.set_bits(session, path, held & !bit(kind));
         Ok(())
@@ -131,10 +112,7 @@ impl WatchTable {
     pub fn remove_session(&mut self, session: SessionId) {
         for path in self.by_session.remove(&session).unwrap_or_default() {
             if let Some(sessions) = self.by_path.get_mut(&path) {
-                if sessions
-                    .remove(&session)
-                    .is_some_and(|bits| bits & RECURSIVE != 0)
-                {
+                if sessions.remove(&session).is_some_and(|bits| bits & RECURSIVE != 0) {
                     self.recursive -= 1;
                 }
                 if sessions.is_empty() {
@@ -149,10 +127,7 @@ impl WatchTable {
         let Some(paths) = self.by_session.get(&session) else {
             return 0;
         };
-        paths
-            .iter()
-            .map(|p| self.by_path[p][&session].count_ones() as usize)
-            .sum()
+        paths.iter().map(|p| self.by_path[p][&session].count_ones() as usize).sum()
     }
 
     /// Which watches `trigger` fires: one event per session at most, in
@@ -170,7 +145,7 @@ impl WatchTable {
         };
         let mut fired: BTreeSet<SessionId> = BTreeSet::new();
         let mut consumed: Vec<(SessionId, u8)> = Vec::new();
-        if let Some(sessions) = self.by_path.get(&trigger.path) {
+        if let Some(sessions) = self.by_path.get(&*trigger.path) {
             for (&session, &bits) in sessions {
                 if bits & exact_bits != 0 {
                     fired.insert(session);
@@ -204,7 +179,7 @@ impl WatchTable {
             .map(|session| {
                 let event = WatchedEvent {
                     event: trigger.event,
-                    path: trigger.path.clone(),
+                    path: trigger.path.to_string(),
                     zxid: trigger.zxid,
                 };
                 (session, event)
@@ -228,11 +203,7 @@ impl WatchTable {
         let zxid = sm.last_applied();
         let mut events = Vec::new();
         let mut event = |event, path: &str| {
-            events.push(WatchedEvent {
-                event,
-                path: path.to_owned(),
-                zxid,
-            });
+            events.push(WatchedEvent { event, path: path.to_owned(), zxid });
         };
         for path in &rearm.data {
             match sm.exists(path) {

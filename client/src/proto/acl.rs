@@ -72,10 +72,7 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Id {
-        Id {
-            scheme: scheme.into(),
-            id: id.into(),
-        }
+        Id { scheme: scheme.into(), id: id.into() }
     }
 
     /// `world:anyone`, which matches every session.

@@ -50,11 +50,7 @@ pub enum BadArgument {
     #[error("path {path:?} is not valid: {why}")]
     InvalidPath { path: String, why: PathError },
     #[error("data for {path} is {len} bytes, over the limit of {max}; store less or split it")]
-    DataTooLarge {
-        path: String,
-        len: usize,
-        max: usize,
-    },
+    DataTooLarge { path: String, len: usize, max: usize },
     #[error("the multi has {count} operations, over the limit of {max}; split it")]
     TooManyOps { count: usize, max: usize },
     #[error("a multi may not contain another multi")]
@@ -96,11 +92,7 @@ pub enum ApiError {
     #[error(
         "node {path} is at version {actual}, not the expected {expected}; read it again and retry"
     )]
-    BadVersion {
-        path: String,
-        expected: i32,
-        actual: i32,
-    },
+    BadVersion { path: String, expected: i32, actual: i32 },
     #[error("node {path} has children; delete them first")]
     NotEmpty { path: String },
     #[error("node {path} is ephemeral and cannot have children")]

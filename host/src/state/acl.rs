@@ -5,6 +5,7 @@
 use crate::limits::Limits;
 use crate::state::digest;
 use hashbrown::HashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 use warren_client::{Acl, AclError, ApiError, BadArgument, Id, Perms, PermsName};
 use xxhash_rust::xxh3::Xxh3Builder;
@@ -26,20 +27,34 @@ pub(crate) struct AclTable {
     entries: Vec<Option<AclEntry>>,
     free: Vec<u32>,
     by_value: HashMap<Arc<[Acl]>, AclId, Xxh3Builder>,
+    /// The list interned last: most writes repeat it, and comparing is
+    /// cheaper than hashing.
+    last: Option<AclId>,
 }
 
 impl AclTable {
-    pub(crate) fn intern(&mut self, acl: impl Into<Arc<[Acl]>>) -> AclId {
-        let acl: Arc<[Acl]> = acl.into();
-        if let Some(&id) = self.by_value.get(&acl) {
-            self.entry_mut(id).refs += 1;
+    /// Takes a reference on the list equal to `acl`, adding it if new.
+    pub(crate) fn intern(&mut self, acl: &[Acl]) -> AclId {
+        if let Some(id) = self.last
+            && let Some(entry) = &mut self.entries[id.0 as usize]
+            && *entry.acl == *acl
+        {
+            entry.refs += 1;
             return id;
         }
-        let entry = AclEntry {
-            hash: digest::acl_hash(&acl),
-            acl: acl.clone(),
-            refs: 1,
+        let id = match self.by_value.get(acl) {
+            Some(&id) => {
+                self.entry_mut(id).refs += 1;
+                id
+            }
+            None => self.add(Arc::from(acl)),
         };
+        self.last = Some(id);
+        id
+    }
+
+    fn add(&mut self, acl: Arc<[Acl]>) -> AclId {
+        let entry = AclEntry { hash: digest::acl_hash(&acl), acl: acl.clone(), refs: 1 };
         let id = match self.free.pop() {
             Some(i) => {
                 self.entries[i as usize] = Some(entry);
@@ -62,6 +77,9 @@ impl AclTable {
         let acl = entry.acl.clone();
         if entry.refs == 0 {
             self.entries[id.0 as usize] = None;
+            if self.last == Some(id) {
+                self.last = None;
+            }
             self.by_value.remove(&acl);
             self.free.push(id.0);
         }
@@ -84,36 +102,40 @@ impl AclTable {
 
     fn entry(&self, id: AclId) -> &AclEntry {
         // Ids come only from `intern` and live while referenced.
-        self.entries[id.0 as usize]
-            .as_ref()
-            .expect("released ACL id used")
+        self.entries[id.0 as usize].as_ref().expect("released ACL id used")
     }
 
     fn entry_mut(&mut self, id: AclId) -> &mut AclEntry {
-        self.entries[id.0 as usize]
-            .as_mut()
-            .expect("released ACL id used")
+        self.entries[id.0 as usize].as_mut().expect("released ACL id used")
     }
 }
 
 /// Checks and expands a requested ACL as ZooKeeper's fixupACL does: removes
 /// duplicates, refuses an empty list, unknown schemes and malformed ids, and
 /// replaces `auth` entries with the caller's authenticated identities.
-pub(crate) fn fixup(
+pub(crate) fn fixup<'a>(
     path: &str,
-    requested: &[Acl],
+    requested: &'a [Acl],
     auth: &[Id],
     limits: &Limits,
-) -> Result<Vec<Acl>, ApiError> {
-    let invalid = |why| ApiError::InvalidAcl {
-        path: path.to_owned(),
-        why,
-    };
+) -> Result<Cow<'a, [Acl]>, ApiError> {
+    let invalid = |why| ApiError::InvalidAcl { path: path.to_owned(), why };
     if requested.len() > limits.acl_entries_max {
         return Err(ApiError::BadArguments(BadArgument::TooManyAcls {
             count: requested.len(),
             max: limits.acl_entries_max,
         }));
+    }
+    // The common case, a valid list with no `auth` entry and no duplicate,
+    // is used as it is.
+    if requested.iter().all(|acl| acl.id.scheme != "auth")
+        && requested.iter().enumerate().all(|(i, acl)| !requested[..i].contains(acl))
+        && !requested.is_empty()
+    {
+        for acl in requested {
+            check_entry(path, acl, limits)?;
+        }
+        return Ok(Cow::Borrowed(requested));
     }
     let mut out: Vec<Acl> = Vec::with_capacity(requested.len());
     let mut push = |acl: Acl| {
@@ -122,47 +144,47 @@ pub(crate) fn fixup(
         }
     };
     for acl in requested {
-        if !acl.perms.is_valid() {
-            return Err(invalid(AclError::BadPerms { bits: acl.perms.0 }));
-        }
-        let Id { scheme, id } = &acl.id;
-        if id.len() > limits.acl_id_bytes_max {
-            return Err(invalid(AclError::BadId {
-                scheme: scheme.clone(),
-                id: id.clone(),
-            }));
-        }
-        match scheme.as_str() {
-            "world" if id == "anyone" => push(acl.clone()),
-            "auth" => {
-                let mut any = false;
-                for who in auth.iter().filter(|who| is_authenticated(who)) {
-                    push(Acl::new(acl.perms, who.clone()));
-                    any = true;
-                }
-                if !any {
-                    return Err(invalid(AclError::NoIdentity));
-                }
+        if acl.id.scheme == "auth" {
+            if !acl.perms.is_valid() {
+                return Err(invalid(AclError::BadPerms { bits: acl.perms.0 }));
             }
-            "digest" if valid_digest_id(id) => push(acl.clone()),
-            "x509" if !id.is_empty() => push(acl.clone()),
-            "world" | "digest" | "x509" => {
-                return Err(invalid(AclError::BadId {
-                    scheme: scheme.clone(),
-                    id: id.clone(),
-                }));
+            let mut any = false;
+            for who in auth.iter().filter(|who| is_authenticated(who)) {
+                push(Acl::new(acl.perms, who.clone()));
+                any = true;
             }
-            _ => {
-                return Err(invalid(AclError::UnknownScheme {
-                    scheme: scheme.clone(),
-                }));
+            if !any {
+                return Err(invalid(AclError::NoIdentity));
             }
+        } else {
+            check_entry(path, acl, limits)?;
+            push(acl.clone());
         }
     }
     if out.is_empty() {
         return Err(invalid(AclError::Empty));
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
+}
+
+/// One entry of a requested ACL: known scheme, well-formed id, valid bits.
+fn check_entry(path: &str, acl: &Acl, limits: &Limits) -> Result<(), ApiError> {
+    let invalid = |why| ApiError::InvalidAcl { path: path.to_owned(), why };
+    if !acl.perms.is_valid() {
+        return Err(invalid(AclError::BadPerms { bits: acl.perms.0 }));
+    }
+    let Id { scheme, id } = &acl.id;
+    let well_formed = id.len() <= limits.acl_id_bytes_max
+        && match scheme.as_str() {
+            "world" => id == "anyone",
+            "digest" => valid_digest_id(id),
+            "x509" => !id.is_empty(),
+            _ => return Err(invalid(AclError::UnknownScheme { scheme: scheme.clone() })),
+        };
+    if !well_formed {
+        return Err(invalid(AclError::BadId { scheme: scheme.clone(), id: id.clone() }));
+    }
+    Ok(())
 }
 
 /// `user:hash`, one colon, both sides non-empty (ZooKeeper's check).
@@ -190,10 +212,7 @@ pub(crate) fn check(acl: &[Acl], perms: Perms, auth: &[Id], path: &str) -> Resul
     if allows(acl, perms, auth) {
         Ok(())
     } else {
-        Err(ApiError::NoAuth {
-            path: path.to_owned(),
-            needed: PermsName(perms),
-        })
+        Err(ApiError::NoAuth { path: path.to_owned(), needed: PermsName(perms) })
     }
 }
 
@@ -206,9 +225,9 @@ mod tests {
         // Proves equal ACL lists share one id, and that the last release
         // forgets the list.
         let mut table = AclTable::default();
-        let a = table.intern(Acl::open());
-        let b = table.intern(Acl::open());
-        let c = table.intern(Acl::read_only());
+        let a = table.intern(&Acl::open());
+        let b = table.intern(&Acl::open());
+        let c = table.intern(&Acl::read_only());
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(table.len(), 2);
@@ -216,6 +235,6 @@ mod tests {
         assert_eq!(table.len(), 2);
         table.release(b);
         assert_eq!(table.len(), 1);
-        assert_eq!(table.intern(Acl::read_only()), c);
+        assert_eq!(table.intern(&Acl::read_only()), c);
     }
 }

@@ -76,24 +76,11 @@ pub(super) fn ttl_is_expired(node: &Node, now_ms: i64) -> bool {
 
 /// What undoes one change of a multi, newest last.
 enum Undo {
-    Created {
-        path: Box<str>,
-    },
+    Created { path: Arc<str> },
     Removed(RemovedNode),
-    Stat {
-        path: Box<str>,
-        stat: NodeStat,
-    },
-    Data {
-        path: Box<str>,
-        data: Box<[u8]>,
-        stat: NodeStat,
-    },
-    Acl {
-        path: Box<str>,
-        acl: Arc<[Acl]>,
-        stat: NodeStat,
-    },
+    Stat { path: Arc<str>, stat: NodeStat },
+    Data { path: Arc<str>, data: Box<[u8]>, stat: NodeStat },
+    Acl { path: Arc<str>, acl: Arc<[Acl]>, stat: NodeStat },
 }
 
 /// One entry's application.
@@ -141,10 +128,7 @@ impl Txn<'_> {
                 Err(error) => {
                     self.rollback();
                     self.triggers.truncate(triggers_before);
-                    return Err(ApiError::Multi {
-                        index,
-                        error: Box::new(error),
-                    });
+                    return Err(ApiError::Multi { index, error: Box::new(error) });
                 }
             }
         }
@@ -154,18 +138,11 @@ impl Txn<'_> {
 
     fn op(&mut self, session: SessionId, auth: &[Id], op: &Op) -> Reply {
         match op {
-            Op::Create {
-                path,
-                data,
-                acl,
-                mode,
-            } => self.create(session, auth, path, data, acl, *mode),
+            Op::Create { path, data, acl, mode } => {
+                self.create(session, auth, path, data, acl, *mode)
+            }
             Op::Delete { path, version } => self.delete(auth, path, *version),
-            Op::SetData {
-                path,
-                data,
-                version,
-            } => self.set_data(auth, path, data, *version),
+            Op::SetData { path, data, version } => self.set_data(auth, path, data, *version),
             Op::SetAcl { path, acl, version } => self.set_acl(auth, path, acl, *version),
             Op::Check { path, version } => self.check(auth, path, *version),
             Op::Multi(_) => unreachable!("multi is handled by Txn::multi"),
@@ -193,8 +170,7 @@ impl Txn<'_> {
         }
         // A sequential path may end in '/': the suffix completes it.
         if mode.is_sequential() {
-            self.validate_path(&format!("{path}1"))
-                .map_err(|e| rename_path(e, path))?;
+            self.validate_path(&format!("{path}1")).map_err(|e| rename_path(e, path))?;
         } else {
             self.validate_path(path)?;
         }
@@ -224,15 +200,10 @@ impl Txn<'_> {
         };
 
         // Checked; now change.
-        self.record(|| Undo::Stat {
-            path: parent_path.into(),
-            stat: parent_stat,
-        });
-        let acl = self.tree.acls.intern(acl);
+        self.record_stat(parent, parent_stat);
+        let acl = self.tree.acls.intern(&acl);
         let stat = NodeStat::created(self.zxid, self.time_ms, owner);
-        let slot = self
-            .tree
-            .insert(parent, path.as_str().into(), data.into(), stat, acl);
+        let slot = self.tree.insert(parent, Arc::from(path.as_str()), data.into(), stat, acl);
         let zxid = self.zxid.0;
         self.tree.update_stat(parent, |s| {
             s.cversion = s.cversion.wrapping_add(1);
@@ -241,15 +212,11 @@ impl Txn<'_> {
         if mode.is_ephemeral() {
             self.sessions.add_ephemeral(session, &path);
         }
-        self.record(|| Undo::Created {
-            path: path.as_str().into(),
-        });
-        self.trigger(EventType::NodeCreated, &path, slot);
-        self.trigger(EventType::NodeChildrenChanged, parent_path, parent);
-        Ok(OpResult::Create {
-            stat: self.tree.node(slot).public_stat(),
-            path,
-        })
+        let created = self.tree.node(slot).path.clone();
+        self.record(|| Undo::Created { path: created });
+        self.trigger(EventType::NodeCreated, slot);
+        self.trigger(EventType::NodeChildrenChanged, parent);
+        Ok(OpResult::Create { stat: self.tree.node(slot).public_stat(), path })
     }
 
     fn delete(&mut self, auth: &[Id], path: &str, version: Option<i32>) -> Reply {
@@ -264,9 +231,7 @@ impl Txn<'_> {
         let node = self.tree.node(slot);
         check_version(path, version, node.stat.version)?;
         if node.stat.num_children > 0 {
-            return Err(ApiError::NotEmpty {
-                path: path.to_owned(),
-            });
+            return Err(ApiError::NotEmpty { path: path.to_owned() });
         }
         self.delete_node(slot);
         Ok(OpResult::Delete)
@@ -286,15 +251,10 @@ impl Txn<'_> {
             ..old
         };
         let old_data = self.tree.set_data(slot, data.into(), stat);
-        self.record(|| Undo::Data {
-            path: path.into(),
-            data: old_data,
-            stat: old,
-        });
-        self.trigger(EventType::NodeDataChanged, path, slot);
-        Ok(OpResult::SetData {
-            stat: self.tree.node(slot).public_stat(),
-        })
+        let path = self.tree.node(slot).path.clone();
+        self.record(|| Undo::Data { path, data: old_data, stat: old });
+        self.trigger(EventType::NodeDataChanged, slot);
+        Ok(OpResult::SetData { stat: self.tree.node(slot).public_stat() })
     }
 
     fn set_acl(&mut self, auth: &[Id], path: &str, acl: &[Acl], version: Option<i32>) -> Reply {
@@ -304,20 +264,12 @@ impl Txn<'_> {
         acl::check(self.tree.acl_of(slot), Perms::ADMIN, auth, path)?;
         let old = self.tree.node(slot).stat;
         check_version(path, version, old.aversion)?;
-        let stat = NodeStat {
-            aversion: old.aversion.wrapping_add(1),
-            ..old
-        };
-        let acl = self.tree.acls.intern(acl);
+        let stat = NodeStat { aversion: old.aversion.wrapping_add(1), ..old };
+        let acl = self.tree.acls.intern(&acl);
         let old_acl = self.tree.set_acl(slot, acl, stat);
-        self.record(|| Undo::Acl {
-            path: path.into(),
-            acl: old_acl,
-            stat: old,
-        });
-        Ok(OpResult::SetAcl {
-            stat: self.tree.node(slot).public_stat(),
-        })
+        let path = self.tree.node(slot).path.clone();
+        self.record(|| Undo::Acl { path, acl: old_acl, stat: old });
+        Ok(OpResult::SetAcl { stat: self.tree.node(slot).public_stat() })
     }
 
     fn check(&mut self, auth: &[Id], path: &str, version: Option<i32>) -> Reply {
@@ -336,10 +288,7 @@ impl Txn<'_> {
         let paths: Vec<Box<str>> = s.ephemerals.iter().cloned().collect();
         for path in paths {
             // The session table lists exactly the live ephemerals it owns.
-            let slot = self
-                .tree
-                .lookup(&path)
-                .expect("ephemeral listed but absent");
+            let slot = self.tree.lookup(&path).expect("ephemeral listed but absent");
             self.delete_node(slot);
         }
         self.sessions.close(session);
@@ -366,34 +315,24 @@ impl Txn<'_> {
     /// its cversion: ZooKeeper counts only creations there), the owner
     /// forgets an ephemeral, watches are triggered.
     fn delete_node(&mut self, slot: Slot) {
-        let node = self.tree.node(slot);
-        let path: Box<str> = node.path.clone();
         let node_acl = self.tree.acl_of(slot).clone();
-        let parent_path = path::parent(&path);
+        let path = self.tree.node(slot).path.clone();
         // A live non-root node always has a live parent.
-        let parent = self
-            .tree
-            .lookup(parent_path)
-            .expect("live node without parent");
-        let parent_stat = self.tree.node(parent).stat;
-        self.record(|| Undo::Stat {
-            path: parent_path.into(),
-            stat: parent_stat,
-        });
+        let parent = self.tree.lookup(path::parent(&path)).expect("live node without parent");
+        self.record_stat(parent, self.tree.node(parent).stat);
         let removed = self.tree.remove(slot);
         let zxid = self.zxid.0;
-        self.tree
-            .update_stat(parent, |s| s.pzxid = s.pzxid.max(zxid));
+        self.tree.update_stat(parent, |s| s.pzxid = s.pzxid.max(zxid));
         if let NodeKind::Ephemeral(owner) = NodeKind::of(removed.stat.ephemeral_owner) {
             self.sessions.remove_ephemeral(SessionId(owner), &path);
         }
         self.triggers.push(Trigger {
             event: EventType::NodeDeleted,
-            path: path.to_string(),
+            path,
             zxid: self.zxid,
             acl: node_acl,
         });
-        self.trigger(EventType::NodeChildrenChanged, parent_path, parent);
+        self.trigger(EventType::NodeChildrenChanged, parent);
         self.record(|| Undo::Removed(removed));
     }
 
@@ -416,9 +355,8 @@ impl Txn<'_> {
                     if let NodeKind::Ephemeral(owner) = NodeKind::of(node.stat.ephemeral_owner) {
                         self.sessions.add_ephemeral(SessionId(owner), &node.path);
                     }
-                    let acl = self.tree.acls.intern(node.acl);
-                    self.tree
-                        .insert(parent, node.path, node.data, node.stat, acl);
+                    let acl = self.tree.acls.intern(&node.acl);
+                    self.tree.insert(parent, node.path, node.data, node.stat, acl);
                 }
                 Undo::Stat { path, stat } => {
                     let slot = self.live(&path);
@@ -430,7 +368,7 @@ impl Txn<'_> {
                 }
                 Undo::Acl { path, acl, stat } => {
                     let slot = self.live(&path);
-                    let acl = self.tree.acls.intern(acl);
+                    let acl = self.tree.acls.intern(&acl);
                     self.tree.set_acl(slot, acl, stat);
                 }
             }
@@ -439,9 +377,7 @@ impl Txn<'_> {
 
     /// A node the journal says exists at this point of the rollback.
     fn live(&self, path: &str) -> Slot {
-        self.tree
-            .lookup(path)
-            .expect("undo journal names a missing node")
+        self.tree.lookup(path).expect("undo journal names a missing node")
     }
 
     fn record(&mut self, undo: impl FnOnce() -> Undo) {
@@ -450,10 +386,16 @@ impl Txn<'_> {
         }
     }
 
-    fn trigger(&mut self, event: EventType, path: &str, slot: Slot) {
+    fn record_stat(&mut self, slot: Slot, stat: NodeStat) {
+        if let Some(journal) = &mut self.undo {
+            journal.push(Undo::Stat { path: self.tree.node(slot).path.clone(), stat });
+        }
+    }
+
+    fn trigger(&mut self, event: EventType, slot: Slot) {
         self.triggers.push(Trigger {
             event,
-            path: path.to_owned(),
+            path: self.tree.node(slot).path.clone(),
             zxid: self.zxid,
             acl: self.tree.acl_of(slot).clone(),
         });
@@ -463,17 +405,12 @@ impl Txn<'_> {
         if path == "/" {
             return Ok(ROOT);
         }
-        self.tree.lookup(path).ok_or_else(|| ApiError::NoNode {
-            path: path.to_owned(),
-        })
+        self.tree.lookup(path).ok_or_else(|| ApiError::NoNode { path: path.to_owned() })
     }
 
     fn validate_path(&self, path: &str) -> Result<(), ApiError> {
         path::validate(path, self.limits.path_bytes_max).map_err(|why| {
-            ApiError::BadArguments(BadArgument::InvalidPath {
-                path: path.to_owned(),
-                why,
-            })
+            ApiError::BadArguments(BadArgument::InvalidPath { path: path.to_owned(), why })
         })
     }
 
@@ -491,11 +428,9 @@ impl Txn<'_> {
 
 fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), ApiError> {
     match expected {
-        Some(expected) if expected != actual => Err(ApiError::BadVersion {
-            path: path.to_owned(),
-            expected,
-            actual,
-        }),
+        Some(expected) if expected != actual => {
+            Err(ApiError::BadVersion { path: path.to_owned(), expected, actual })
+        }
         _ => Ok(()),
     }
 }
@@ -505,10 +440,7 @@ fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), A
 fn rename_path(error: ApiError, path: &str) -> ApiError {
     match error {
         ApiError::BadArguments(BadArgument::InvalidPath { why, .. }) => {
-            ApiError::BadArguments(BadArgument::InvalidPath {
-                path: path.to_owned(),
-                why,
-            })
+            ApiError::BadArguments(BadArgument::InvalidPath { path: path.to_owned(), why })
         }
         other => other,
     }

@@ -81,7 +81,7 @@ pub enum Response {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trigger {
     pub event: EventType,
-    pub path: String,
+    pub path: Arc<str>,
     pub zxid: Zxid,
     pub acl: Arc<[Acl]>,
 }
@@ -129,11 +129,7 @@ impl StateMachine {
         self.last_applied = entry.zxid;
         let mut triggers = Vec::new();
         let response = apply::apply(self, entry, &mut triggers);
-        Applied {
-            zxid: entry.zxid,
-            response,
-            triggers,
-        }
+        Applied { zxid: entry.zxid, response, triggers }
     }
 
     /// The zxid of the last applied entry.
@@ -181,9 +177,7 @@ impl StateMachine {
 
     /// A node's Stat, or `None`. Needs no permission, as in ZooKeeper.
     pub fn exists(&self, path: &str) -> Option<Stat> {
-        self.tree
-            .lookup(path)
-            .map(|slot| self.tree.node(slot).public_stat())
+        self.tree.lookup(path).map(|slot| self.tree.node(slot).public_stat())
     }
 
     /// All of a node's children, sorted, up to
@@ -241,11 +235,7 @@ impl StateMachine {
         let Some(session) = self.sessions.get(session) else {
             return Vec::new();
         };
-        session
-            .ephemerals()
-            .filter(|p| p.starts_with(prefix))
-            .map(str::to_owned)
-            .collect()
+        session.ephemerals().filter(|p| p.starts_with(prefix)).map(str::to_owned).collect()
     }
 
     /// The number of nodes below a node (all depths, itself excluded).
@@ -275,17 +265,13 @@ impl StateMachine {
         for slot in self.tree.containers() {
             let node = self.tree.node(slot);
             if apply::container_is_removable(node) {
-                out.push(Command::RemoveContainer {
-                    path: node.path.to_string(),
-                });
+                out.push(Command::RemoveContainer { path: node.path.to_string() });
             }
         }
         for slot in self.tree.ttls() {
             let node = self.tree.node(slot);
             if apply::ttl_is_expired(node, now_ms) {
-                out.push(Command::RemoveExpiredTtl {
-                    path: node.path.to_string(),
-                });
+                out.push(Command::RemoveExpiredTtl { path: node.path.to_string() });
             }
         }
         out.sort_by(|a, b| cleanup_path(a).cmp(cleanup_path(b)));
@@ -299,9 +285,7 @@ impl StateMachine {
                 why,
             }));
         }
-        self.tree.lookup(path).ok_or_else(|| ApiError::NoNode {
-            path: path.to_owned(),
-        })
+        self.tree.lookup(path).ok_or_else(|| ApiError::NoNode { path: path.to_owned() })
     }
 
     fn readable(&self, path: &str, auth: &[Id]) -> Result<Slot, ApiError> {

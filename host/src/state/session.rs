@@ -34,34 +34,19 @@ pub(crate) struct SessionTable {
 
 impl SessionTable {
     pub(crate) fn open(&mut self, id: SessionId, timeout_ms: u32, auth: Arc<[Id]>) {
-        self.digest = self
-            .digest
-            .wrapping_add(digest::session_hash(id, timeout_ms, &auth));
-        let old = self.sessions.insert(
-            id,
-            Session {
-                timeout_ms,
-                auth,
-                ephemerals: BTreeSet::new(),
-            },
-        );
+        self.digest = self.digest.wrapping_add(digest::session_hash(id, timeout_ms, &auth));
+        let old =
+            self.sessions.insert(id, Session { timeout_ms, auth, ephemerals: BTreeSet::new() });
         assert!(old.is_none(), "session {id} opened twice");
     }
 
     /// Removes a session that owns no ephemerals any more.
     pub(crate) fn close(&mut self, id: SessionId) {
         // Callers check the session exists first.
-        let session = self
-            .sessions
-            .remove(&id)
-            .expect("closing an unknown session");
-        assert!(
-            session.ephemerals.is_empty(),
-            "session {id} closed with ephemerals"
-        );
+        let session = self.sessions.remove(&id).expect("closing an unknown session");
+        assert!(session.ephemerals.is_empty(), "session {id} closed with ephemerals");
         self.digest =
-            self.digest
-                .wrapping_sub(digest::session_hash(id, session.timeout_ms, &session.auth));
+            self.digest.wrapping_sub(digest::session_hash(id, session.timeout_ms, &session.auth));
     }
 
     pub(crate) fn get(&self, id: SessionId) -> Option<&Session> {
@@ -80,10 +65,7 @@ impl SessionTable {
     /// owner, so the digest already covers them.
     pub(crate) fn add_ephemeral(&mut self, id: SessionId, path: &str) {
         // Ephemerals are only created for a live session (checked first).
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .expect("ephemeral for an unknown session");
+        let session = self.sessions.get_mut(&id).expect("ephemeral for an unknown session");
         session.ephemerals.insert(path.into());
     }
 

@@ -26,7 +26,7 @@ use super::tree::{NodeKind, NodeStat, ROOT, Slot};
 use crate::limits::Limits;
 use crate::path;
 use std::collections::HashMap;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use thiserror::Error;
 use warren_client::{Acl, Id, PathError, Perms, SessionId, Zxid};
@@ -65,18 +65,12 @@ pub enum SnapshotError {
 }
 
 fn malformed(what: &'static str, context: impl ToString) -> SnapshotError {
-    SnapshotError::Malformed {
-        what,
-        context: context.to_string(),
-    }
+    SnapshotError::Malformed { what, context: context.to_string() }
 }
 
 /// Writes the whole state to `out`.
 pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
-    let mut w = Output {
-        inner: BufWriter::new(out),
-        hasher: Xxh3::new(),
-    };
+    let mut w = Output::new(out);
     w.bytes(MAGIC)?;
     w.u32(FORMAT_VERSION)?;
     w.u64(sm.last_applied.0)?;
@@ -126,14 +120,7 @@ pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
         w.str(&node.path)?;
         w.u32(node.data.len() as u32)?;
         w.bytes(&node.data)?;
-        for word in [
-            s.czxid,
-            s.mzxid,
-            s.pzxid,
-            s.ctime as u64,
-            s.mtime as u64,
-            s.ephemeral_owner,
-        ] {
+        for word in [s.czxid, s.mzxid, s.pzxid, s.ctime as u64, s.mtime as u64, s.ephemeral_owner] {
             w.u64(word)?;
         }
         for word in [s.version, s.cversion, s.aversion] {
@@ -141,19 +128,14 @@ pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
         }
         w.u32(acl_refs[&Arc::as_ptr(tree.acl_of(slot))])?;
     }
-    let checksum = w.hasher.digest();
-    w.inner.write_all(&checksum.to_le_bytes())?;
-    w.inner.flush()?;
+    w.finish()?;
     Ok(())
 }
 
 /// Reads a state written by [`write`], checking everything, with `limits`
 /// for the restored state machine.
 pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotError> {
-    let mut r = Input {
-        inner: BufReader::new(input),
-        hasher: Xxh3::new(),
-    };
+    let mut r = Input::new(input);
     let mut magic = [0u8; 8];
     r.exact(&mut magic)?;
     if &magic != MAGIC {
@@ -161,10 +143,7 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
     }
     let format = r.u32()?;
     if format != FORMAT_VERSION {
-        return Err(SnapshotError::UnsupportedFormat {
-            found: format,
-            supported: FORMAT_VERSION,
-        });
+        return Err(SnapshotError::UnsupportedFormat { found: format, supported: FORMAT_VERSION });
     }
     let mut sm = StateMachine::new(limits);
     sm.last_applied = Zxid(r.u64()?);
@@ -220,10 +199,9 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
             num_children: 0,
         };
         let acl_ref = r.u32()?;
-        let acl = acls
-            .get(acl_ref as usize)
-            .ok_or_else(|| malformed("unknown ACL reference", &path))?;
-        let acl = sm.tree.acls.intern(acl.clone());
+        let acl =
+            acls.get(acl_ref as usize).ok_or_else(|| malformed("unknown ACL reference", &path))?;
+        let acl = sm.tree.acls.intern(acl);
         if n == 0 {
             if path != "/" {
                 return Err(malformed("the first node is not the root", path));
@@ -233,13 +211,7 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
             continue;
         }
         path::validate(&path, limits.path_bytes_max)
-            .and_then(|()| {
-                if path == "/" {
-                    Err(PathError::Empty)
-                } else {
-                    Ok(())
-                }
-            })
+            .and_then(|()| if path == "/" { Err(PathError::Empty) } else { Ok(()) })
             .map_err(|_| malformed("invalid node path", &path))?;
         if sm.tree.lookup(&path).is_some() {
             return Err(malformed("duplicate node", path));
@@ -260,35 +232,54 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
         sm.tree.insert(parent, path.into(), data.into(), stat, acl);
     }
 
-    let computed = r.hasher.digest();
+    let computed = r.digest();
     let mut stored = [0u8; 8];
-    r.inner.read_exact(&mut stored)?;
+    r.exact(&mut stored)?;
     let stored = u64::from_le_bytes(stored);
     if stored != computed {
         return Err(SnapshotError::Checksum { stored, computed });
     }
-    if r.inner.read(&mut [0u8; 1])? != 0 {
+    if !r.at_end()? {
         return Err(malformed("bytes after the checksum", "end"));
     }
     if sm.digest() != stored_digest {
-        return Err(SnapshotError::Digest {
-            stored: stored_digest,
-            computed: sm.digest(),
-        });
+        return Err(SnapshotError::Digest { stored: stored_digest, computed: sm.digest() });
     }
     Ok(sm)
 }
 
-/// Writes fields, hashing every byte.
+/// Writes fields into a buffer and hashes and writes the buffer in large
+/// chunks (hashing field by field costs more than the fields).
 struct Output<W: Write> {
-    inner: BufWriter<W>,
+    inner: W,
     hasher: Xxh3,
+    buf: Vec<u8>,
 }
 
+const CHUNK: usize = 1 << 16;
+
 impl<W: Write> Output<W> {
+    fn new(inner: W) -> Output<W> {
+        Output { inner, hasher: Xxh3::new(), buf: Vec::with_capacity(CHUNK * 2) }
+    }
+
     fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.hasher.update(bytes);
-        self.inner.write_all(bytes)
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK { self.drain() } else { Ok(()) }
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        self.hasher.update(&self.buf);
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered, then the checksum of everything.
+    fn finish(mut self) -> io::Result<()> {
+        self.drain()?;
+        self.inner.write_all(&self.hasher.digest().to_le_bytes())?;
+        self.inner.flush()
     }
 
     fn u32(&mut self, v: u32) -> io::Result<()> {
@@ -310,21 +301,70 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// Reads fields, hashing every byte, refusing lengths over their bound
-/// before allocating.
+/// Reads fields from its own buffer, hashing consumed bytes a buffer at a
+/// time, and refusing lengths over their bound before allocating.
 struct Input<R: Read> {
-    inner: BufReader<R>,
+    inner: R,
     hasher: Xxh3,
+    buf: Box<[u8]>,
+    /// `buf[pos..filled]` is unread; `buf[..pos]` is read but not yet hashed.
+    pos: usize,
+    filled: usize,
 }
 
 impl<R: Read> Input<R> {
-    fn exact(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
-        self.inner.read_exact(buf).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => malformed("file ends early", "a field"),
-            _ => SnapshotError::Io(e),
-        })?;
-        self.hasher.update(buf);
+    fn new(inner: R) -> Input<R> {
+        Input {
+            inner,
+            hasher: Xxh3::new(),
+            buf: vec![0; CHUNK].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
+        }
+    }
+
+    fn exact(&mut self, out: &mut [u8]) -> Result<(), SnapshotError> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.pos == self.filled {
+                self.hasher.update(&self.buf[..self.pos]);
+                self.pos = 0;
+                self.filled = 0;
+                let n = loop {
+                    match self.inner.read(&mut self.buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(SnapshotError::Io(e)),
+                    }
+                };
+                if n == 0 {
+                    return Err(malformed("file ends early", "a field"));
+                }
+                self.filled = n;
+            }
+            let n = (out.len() - done).min(self.filled - self.pos);
+            out[done..done + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            done += n;
+        }
         Ok(())
+    }
+
+    /// The checksum of everything read so far.
+    fn digest(&mut self) -> u64 {
+        self.hasher.update(&self.buf[..self.pos]);
+        self.buf.copy_within(self.pos..self.filled, 0);
+        self.filled -= self.pos;
+        self.pos = 0;
+        self.hasher.digest()
+    }
+
+    /// True when nothing is left to read.
+    fn at_end(&mut self) -> Result<bool, SnapshotError> {
+        if self.pos < self.filled {
+            return Ok(false);
+        }
+        Ok(self.inner.read(&mut [0u8; 1])? == 0)
     }
 
     fn u32(&mut self) -> Result<u32, SnapshotError> {
@@ -362,9 +402,6 @@ impl<R: Read> Input<R> {
     }
 
     fn id(&mut self) -> Result<Id, SnapshotError> {
-        Ok(Id::new(
-            self.str(1 << 16, "identity scheme")?,
-            self.str(1 << 16, "identity")?,
-        ))
+        Ok(Id::new(self.str(1 << 16, "identity scheme")?, self.str(1 << 16, "identity")?))
     }
 }

@@ -106,7 +106,7 @@ impl NodeStat {
 
 /// One znode. Vacant slab slots have an empty path.
 pub(crate) struct Node {
-    pub path: Box<str>,
+    pub path: Arc<str>,
     pub data: Box<[u8]>,
     pub stat: NodeStat,
     /// Hash of path and data, kept so a Stat change re-hashes 80 bytes, not
@@ -136,7 +136,7 @@ impl Node {
 
 /// A node taken out of the tree: enough to put it back.
 pub(crate) struct RemovedNode {
-    pub path: Box<str>,
+    pub path: Arc<str>,
     pub data: Box<[u8]>,
     pub stat: NodeStat,
     pub acl: Arc<[Acl]>,
@@ -174,9 +174,9 @@ impl DataTree {
             ttls: BTreeSet::new(),
             digest: 0,
         };
-        let acl = tree.acls.intern(Acl::open());
+        let acl = tree.acls.intern(&Acl::open());
         let root = tree.place(Node {
-            path: "/".into(),
+            path: Arc::from("/"),
             data: Box::new([]),
             stat: NodeStat::default(),
             content_hash: 0,
@@ -201,9 +201,7 @@ impl DataTree {
 
     pub(crate) fn lookup(&self, path: &str) -> Option<Slot> {
         let slab = &self.slab;
-        self.index
-            .find(path_hash(path), |&s| &*slab[s as usize].path == path)
-            .copied()
+        self.index.find(path_hash(path), |&s| &*slab[s as usize].path == path).copied()
     }
 
     pub(crate) fn node(&self, slot: Slot) -> &Node {
@@ -250,7 +248,7 @@ impl DataTree {
     pub(crate) fn insert(
         &mut self,
         parent: Slot,
-        path: Box<str>,
+        path: Arc<str>,
         data: Box<[u8]>,
         stat: NodeStat,
         acl: AclId,
@@ -261,10 +259,7 @@ impl DataTree {
         let slot = self.place(Node {
             path,
             data,
-            stat: NodeStat {
-                num_children: 0,
-                ..stat
-            },
+            stat: NodeStat { num_children: 0, ..stat },
             content_hash: 0,
             acl,
             parent,
@@ -313,19 +308,14 @@ impl DataTree {
         self.containers.remove(&slot);
         self.ttls.remove(&slot);
         let node = &mut self.slab[slot as usize];
-        let path = std::mem::take(&mut node.path);
+        let path = std::mem::replace(&mut node.path, Arc::from(""));
         let data = std::mem::take(&mut node.data);
         let (stat, acl) = (node.stat, node.acl);
         node.parent = NIL;
         node.next = NIL;
         node.prev = NIL;
         self.free.push(slot);
-        RemovedNode {
-            path,
-            data,
-            stat,
-            acl: self.acls.release(acl),
-        }
+        RemovedNode { path, data, stat, acl: self.acls.release(acl) }
     }
 
     /// Changes a node's Stat through `change`, keeping the digest.
@@ -377,8 +367,7 @@ impl DataTree {
             }
         };
         let slab = &self.slab;
-        self.index
-            .insert_unique(h, slot, |&s| path_hash(&slab[s as usize].path));
+        self.index.insert_unique(h, slot, |&s| path_hash(&slab[s as usize].path));
         self.digest = self.digest.wrapping_add(self.node_hash(slot));
         slot
     }
@@ -416,12 +405,12 @@ mod tests {
         // that child lists and the index follow every change.
         let mut tree = DataTree::new();
         let empty = tree.digest();
-        let acl = tree.acls.intern(Acl::open());
+        let acl = tree.acls.intern(&Acl::open());
         let stat = NodeStat::created(Zxid(1), 0, 0);
         let a = tree.insert(ROOT, "/a".into(), Box::new(*b"x"), stat, acl);
-        let acl = tree.acls.intern(Acl::open());
+        let acl = tree.acls.intern(&Acl::open());
         let b = tree.insert(a, "/a/b".into(), Box::new([]), stat, acl);
-        let acl = tree.acls.intern(Acl::open());
+        let acl = tree.acls.intern(&Acl::open());
         let c = tree.insert(a, "/a/c".into(), Box::new([]), stat, acl);
         assert_eq!(tree.child_names(a), ["b", "c"]);
         assert_eq!(tree.node(a).stat.num_children, 2);

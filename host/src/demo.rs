@@ -7,7 +7,7 @@
 use crate::state::snapshot;
 use crate::{Command, Entry, Limits, Response, StateMachine, WatchTable};
 use std::fmt::Write as _;
-use warren_client::{Acl, CreateMode, Id, Op, SessionId, WatchKind, Zxid};
+use warren_client::{Acl, CreateMode, Id, Op, OpResult, SessionId, WatchKind, Zxid};
 
 /// Runs the demo and returns its report.
 pub fn run() -> String {
@@ -19,6 +19,7 @@ pub fn run() -> String {
     };
     let admin = demo.open_session(vec![Id::x509("CN=admin")]);
     let worker = demo.open_session(vec![Id::x509("CN=worker")]);
+    // admin follows everything under /app.
     demo.watches
         .add(admin, "/app", WatchKind::PersistentRecursive)
         .expect("first watch is within limits");
@@ -44,6 +45,10 @@ pub fn run() -> String {
         "lock: worker queues",
         create("/app/locks/lock-", b"worker", CreateMode::EphemeralSequential),
     );
+    // The lock recipe: worker waits for its predecessor to go.
+    demo.watches
+        .add(worker, "/app/locks/lock-0000000000", WatchKind::Data)
+        .expect("first watch is within limits");
     demo.write(
         admin,
         "set /app/config at version 0",
@@ -96,6 +101,8 @@ pub fn run() -> String {
         create("/app/lease", b"", CreateMode::PersistentWithTtl { ttl_ms: 5_000 }),
     );
 
+    // The server forgets a session's watches when it ends.
+    demo.watches.remove_session(admin);
     demo.apply(
         "admin releases its lock by closing its session",
         Command::CloseSession { session: admin },
@@ -136,7 +143,7 @@ impl Demo {
         let applied = self.sm.apply(&entry);
         let shown = match &applied.response {
             Response::SessionCreated(id) => format!("session {id}"),
-            Response::Reply(Ok(result)) => format!("ok {result:?}"),
+            Response::Reply(Ok(result)) => format!("ok {}", summary(result)),
             Response::Reply(Err(e)) | Response::Done(Err(e)) => {
                 format!("error {:?}: {e}", e.code())
             }
@@ -165,6 +172,22 @@ impl Demo {
         match self.apply("open session", Command::CreateSession { timeout_ms: 10_000, auth }) {
             Response::SessionCreated(id) => id,
             other => unreachable!("a valid timeout always opens a session, got {other:?}"),
+        }
+    }
+}
+
+/// One line for a result: what was created, or the new version.
+fn summary(result: &OpResult) -> String {
+    match result {
+        OpResult::Create { path, stat } => {
+            format!("created {path} (owner {:#x})", stat.ephemeral_owner)
+        }
+        OpResult::SetData { stat } => format!("version {}", stat.version),
+        OpResult::SetAcl { stat } => format!("acl version {}", stat.aversion),
+        OpResult::Delete => "deleted".into(),
+        OpResult::Check => "checked".into(),
+        OpResult::Multi(results) => {
+            format!("[{}]", results.iter().map(summary).collect::<Vec<_>>().join(", "))
         }
     }
 }

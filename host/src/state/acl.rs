@@ -203,7 +203,7 @@ pub(crate) fn allows(acl: &[Acl], perms: Perms, auth: &[Id]) -> bool {
         || acl.iter().any(|entry| {
             entry.perms.intersects(perms)
                 && ((entry.id.scheme == "world" && entry.id.id == "anyone")
-                    || auth.iter().any(|who| *who == entry.id))
+                    || auth.contains(&entry.id))
         })
 }
 

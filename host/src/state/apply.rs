@@ -51,7 +51,7 @@ pub(super) fn apply(sm: &mut StateMachine, entry: &Entry, triggers: &mut Vec<Tri
             Response::Done(txn.remove_if(path, |node, _| container_is_removable(node)))
         }
         Command::RemoveExpiredTtl { path } => {
-            Response::Done(txn.remove_if(path, |node, now| ttl_is_expired(node, now)))
+            Response::Done(txn.remove_if(path, ttl_is_expired))
         }
         Command::Noop => Response::Done(Ok(())),
     }

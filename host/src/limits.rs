@@ -15,8 +15,11 @@ pub struct Limits {
     pub multi_ops_max: usize,
     /// Entries in one ACL, so an ACL check stays cheap.
     pub acl_entries_max: usize,
-    /// Bytes in one ACL id (an x509 subject, a digest).
+    /// Bytes in one ACL id or session identity (an x509 subject, a digest).
     pub acl_id_bytes_max: usize,
+    /// Identities one session carries (its certificate's subject, digest
+    /// logins), so ACL checks and `auth` expansion stay bounded.
+    pub session_identities_max: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             multi_ops_max: 1024,
             acl_entries_max: 64,
             acl_id_bytes_max: 1024,
+            session_identities_max: 32,
         }
     }
 }

@@ -53,13 +53,19 @@ pub struct Rearm {
 pub struct WatchTable {
     /// Path → (session → kind bits).
     by_path: HashMap<String, HashMap<SessionId, u8>>,
-    /// Session → paths it watches (for removal and its count).
-    by_session: HashMap<SessionId, BTreeSet<String>>,
+    /// Session → the paths it watches and its count of (path, kind) watches.
+    by_session: HashMap<SessionId, SessionWatches>,
     /// How many (session, path) pairs hold a recursive watch: while zero,
     /// firing looks at the exact path only.
     recursive: usize,
     /// The bound on watches per session.
     per_session_max: usize,
+}
+
+#[derive(Default)]
+struct SessionWatches {
+    paths: BTreeSet<String>,
+    count: usize,
 }
 
 impl WatchTable {
@@ -77,12 +83,17 @@ impl WatchTable {
         if kind == WatchKind::Any {
             return Err(ApiError::NoWatcher { path: path.to_owned(), kind: "any".into() });
         }
-        let paths = self.by_session.entry(session).or_default();
-        if !paths.contains(path) {
-            if paths.len() >= self.per_session_max {
-                return Err(ApiError::TooManyWatches { count: paths.len() });
-            }
-            paths.insert(path.to_owned());
+        let held = self.by_path.get(path).and_then(|s| s.get(&session)).copied().unwrap_or(0);
+        if held & bit(kind) != 0 {
+            return Ok(());
+        }
+        let mine = self.by_session.entry(session).or_default();
+        if mine.count >= self.per_session_max {
+            return Err(ApiError::TooManyWatches { count: mine.count });
+        }
+        mine.count += 1;
+        if !mine.paths.contains(path) {
+            mine.paths.insert(path.to_owned());
         }
         let bits = self.by_path.entry(path.to_owned()).or_default().entry(session).or_insert(0);
         if kind == WatchKind::PersistentRecursive && *bits & RECURSIVE == 0 {
@@ -110,7 +121,7 @@ impl WatchTable {
 
     /// Forgets every watch of a session.
     pub fn remove_session(&mut self, session: SessionId) {
-        for path in self.by_session.remove(&session).unwrap_or_default() {
+        for path in self.by_session.remove(&session).unwrap_or_default().paths {
             if let Some(sessions) = self.by_path.get_mut(&path) {
                 if sessions.remove(&session).is_some_and(|bits| bits & RECURSIVE != 0) {
                     self.recursive -= 1;
@@ -124,10 +135,7 @@ impl WatchTable {
 
     /// The number of (path, kind) watches a session holds.
     pub fn count(&self, session: SessionId) -> usize {
-        let Some(paths) = self.by_session.get(&session) else {
-            return 0;
-        };
-        paths.iter().map(|p| self.by_path[p][&session].count_ones() as usize).sum()
+        self.by_session.get(&session).map_or(0, |mine| mine.count)
     }
 
     /// Which watches `trigger` fires: one event per session at most, in
@@ -257,16 +265,19 @@ impl WatchTable {
         if old & RECURSIVE != 0 && bits & RECURSIVE == 0 {
             self.recursive -= 1;
         }
+        let Some(mine) = self.by_session.get_mut(&session) else {
+            return;
+        };
+        // Bits are only ever cleared here.
+        mine.count -= (old & !bits).count_ones() as usize;
         if bits == 0 {
             sessions.remove(&session);
             if sessions.is_empty() {
                 self.by_path.remove(path);
             }
-            if let Some(paths) = self.by_session.get_mut(&session) {
-                paths.remove(path);
-                if paths.is_empty() {
-                    self.by_session.remove(&session);
-                }
+            mine.paths.remove(path);
+            if mine.paths.is_empty() {
+                self.by_session.remove(&session);
             }
         } else {
             sessions.insert(session, bits);

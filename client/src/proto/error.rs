@@ -63,6 +63,10 @@ pub enum BadArgument {
     SessionTimeout { timeout_ms: u32 },
     #[error("the ACL has {count} entries, over the limit of {max}")]
     TooManyAcls { count: usize, max: usize },
+    #[error("the session has {count} identities, over the limit of {max}")]
+    TooManyIdentities { count: usize, max: usize },
+    #[error("identity {scheme}:… is {len} bytes, over the limit of {max}")]
+    IdentityTooLong { scheme: String, len: usize, max: usize },
     #[error("node {path} is no longer an empty container or an expired TTL node")]
     NotRemovable { path: String },
 }

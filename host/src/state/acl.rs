@@ -164,6 +164,13 @@ pub(crate) fn fixup<'a>(
     if out.is_empty() {
         return Err(invalid(AclError::Empty));
     }
+    // `auth` entries expand to every identity of the session.
+    if out.len() > limits.acl_entries_max {
+        return Err(ApiError::BadArguments(BadArgument::TooManyAcls {
+            count: out.len(),
+            max: limits.acl_entries_max,
+        }));
+    }
     Ok(Cow::Owned(out))
 }
 

@@ -34,6 +34,9 @@ pub(super) fn apply(sm: &mut StateMachine, entry: &Entry, triggers: &mut Vec<Tri
                     timeout_ms: *timeout_ms,
                 })));
             }
+            if let Err(why) = check_identities(auth, txn.limits) {
+                return Response::Done(Err(ApiError::BadArguments(why)));
+            }
             let id = SessionId(entry.zxid.0);
             txn.sessions.open(id, *timeout_ms, auth.clone().into());
             Response::SessionCreated(id)
@@ -50,11 +53,31 @@ pub(super) fn apply(sm: &mut StateMachine, entry: &Entry, triggers: &mut Vec<Tri
         Command::RemoveContainer { path } => {
             Response::Done(txn.remove_if(path, |node, _| container_is_removable(node)))
         }
-        Command::RemoveExpiredTtl { path } => {
-            Response::Done(txn.remove_if(path, ttl_is_expired))
-        }
+        Command::RemoveExpiredTtl { path } => Response::Done(txn.remove_if(path, ttl_is_expired)),
         Command::Noop => Response::Done(Ok(())),
     }
+}
+
+/// A session's identities must fit the limits that bound ACL checks, `auth`
+/// expansion and snapshots.
+fn check_identities(auth: &[Id], limits: &Limits) -> Result<(), BadArgument> {
+    if auth.len() > limits.session_identities_max {
+        return Err(BadArgument::TooManyIdentities {
+            count: auth.len(),
+            max: limits.session_identities_max,
+        });
+    }
+    for id in auth {
+        let len = id.scheme.len().max(id.id.len());
+        if len > limits.acl_id_bytes_max {
+            return Err(BadArgument::IdentityTooLong {
+                scheme: id.scheme.clone(),
+                len,
+                max: limits.acl_id_bytes_max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A container goes once it has had a child and has none now.

@@ -35,9 +35,6 @@ use xxhash_rust::xxh3::Xxh3;
 const MAGIC: &[u8; 8] = b"WRNSNAP\0";
 /// Bumped whenever the layout or the digest's hashing changes.
 pub const FORMAT_VERSION: u32 = 1;
-/// Identities per session and entries per ACL list a snapshot may hold:
-/// generous bounds so a corrupt count cannot make restore spin or allocate.
-const LIST_MAX: u32 = 4096;
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug, Error)]
@@ -58,6 +55,10 @@ pub enum SnapshotError {
         "snapshot is malformed: {what} (at {context}); the file is corrupt or from an incompatible build"
     )]
     Malformed { what: &'static str, context: String },
+    #[error(
+        "snapshot holds a {what} of {value}, over this node's limit of {max}; restore it with the limits it was written under (or the file is corrupt)"
+    )]
+    OverLimit { what: &'static str, value: usize, max: usize },
     #[error(
         "snapshot digest {stored:#018x} differs from the restored state's {computed:#018x}; the snapshot was written by an incompatible build"
     )]
@@ -153,8 +154,9 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
     for _ in 0..sessions {
         let id = SessionId(r.u64()?);
         let timeout_ms = r.u32()?;
-        let count = r.count(LIST_MAX, "session identity count")?;
-        let auth: Vec<Id> = (0..count).map(|_| r.id()).collect::<Result<_, _>>()?;
+        let count = r.count(limits.session_identities_max, "session identity count")?;
+        let auth: Vec<Id> =
+            (0..count).map(|_| r.id(limits.acl_id_bytes_max)).collect::<Result<_, _>>()?;
         if sm.sessions.get(id).is_some() {
             return Err(malformed("duplicate session", id));
         }
@@ -167,9 +169,9 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
         if r.u32()? != index {
             return Err(malformed("ACL lists out of order", index));
         }
-        let count = r.count(LIST_MAX, "ACL entry count")?;
+        let count = r.count(limits.acl_entries_max, "ACL entry count")?;
         let list: Vec<Acl> = (0..count)
-            .map(|_| Ok(Acl::new(Perms(r.u32()?), r.id()?)))
+            .map(|_| Ok(Acl::new(Perms(r.u32()?), r.id(limits.acl_id_bytes_max)?)))
             .collect::<Result<_, SnapshotError>>()?;
         acls.push(list.into());
     }
@@ -179,8 +181,8 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
         return Err(malformed("no root node", "node 0"));
     }
     for n in 0..nodes {
-        let path = r.str(limits.path_bytes_max + 1, "path")?;
-        let data = r.bytes(limits.data_bytes_max, "data")?;
+        let path = r.str(limits.path_bytes_max, "path length")?;
+        let data = r.bytes(limits.data_bytes_max, "data length")?;
         let mut words = [0u64; 6];
         for word in &mut words {
             *word = r.u64()?;
@@ -364,7 +366,13 @@ impl<R: Read> Input<R> {
         if self.pos < self.filled {
             return Ok(false);
         }
-        Ok(self.inner.read(&mut [0u8; 1])? == 0)
+        loop {
+            match self.inner.read(&mut [0u8; 1]) {
+                Ok(n) => return Ok(n == 0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SnapshotError::Io(e)),
+            }
+        }
     }
 
     fn u32(&mut self) -> Result<u32, SnapshotError> {
@@ -379,19 +387,16 @@ impl<R: Read> Input<R> {
         Ok(u64::from_le_bytes(b))
     }
 
-    fn count(&mut self, max: u32, what: &'static str) -> Result<u32, SnapshotError> {
-        let n = self.u32()?;
+    fn count(&mut self, max: usize, what: &'static str) -> Result<usize, SnapshotError> {
+        let n = self.u32()? as usize;
         if n > max {
-            return Err(malformed(what, n));
+            return Err(SnapshotError::OverLimit { what, value: n, max });
         }
         Ok(n)
     }
 
     fn bytes(&mut self, max: usize, what: &'static str) -> Result<Vec<u8>, SnapshotError> {
-        let len = self.u32()? as usize;
-        if len > max {
-            return Err(malformed(what, format!("length {len}")));
-        }
+        let len = self.count(max, what)?;
         let mut buf = vec![0u8; len];
         self.exact(&mut buf)?;
         Ok(buf)
@@ -401,7 +406,7 @@ impl<R: Read> Input<R> {
         String::from_utf8(self.bytes(max, what)?).map_err(|_| malformed(what, "invalid UTF-8"))
     }
 
-    fn id(&mut self) -> Result<Id, SnapshotError> {
-        Ok(Id::new(self.str(1 << 16, "identity scheme")?, self.str(1 << 16, "identity")?))
+    fn id(&mut self, max: usize) -> Result<Id, SnapshotError> {
+        Ok(Id::new(self.str(max, "identity length")?, self.str(max, "identity length")?))
     }
 }

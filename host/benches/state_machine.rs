@@ -1,6 +1,7 @@
 //! State machine benchmark (a bench binary, not a timed test): with 1 million
 //! znodes of 1 KiB, measures apply throughput for create and setData on one
-//! core, getData latency, snapshot write time, and memory per znode beyond
+//! core (creates both into fresh memory and in steady state, after deletes),
+//! getData latency, snapshot write time, and memory per znode beyond
 //! its path and data (counted by a global allocator that tracks live bytes).
 //!
 //! Run: `cargo bench -p warren --bench state_machine` (`-- --nodes N` to
@@ -104,6 +105,31 @@ fn main() {
         done += n;
     }
 
+    // Steady state: delete 10% of the nodes, then create them again, so
+    // creates reuse freed memory instead of growing the heap (growth pays
+    // the kernel's page zeroing, which dominates the fresh-create figure).
+    let churn = nodes / 10;
+    // A prime stride visits distinct nodes unless it divides the count.
+    let stride = if nodes % 7919 == 0 { 1 } else { 7919 };
+    let victims: Vec<usize> = (0..churn).map(|i| i * stride % nodes).collect();
+    let entries: Vec<Entry> = victims
+        .iter()
+        .map(|&i| {
+            let op = Op::Delete { path: node_path(i), version: None };
+            bench.entry(Command::Request { session, op })
+        })
+        .collect();
+    let delete_time = bench.run(&entries);
+    drop(entries);
+    let entries: Vec<Entry> = victims
+        .iter()
+        .map(|&i| {
+            bench.entry(Command::Request { session, op: create(node_path(i), value(i as u64)) })
+        })
+        .collect();
+    let recreate_time = bench.run(&entries);
+    drop(entries);
+
     // getData: latency of single reads, sampled per call.
     let reads = nodes.min(1_000_000);
     let paths: Vec<String> =
@@ -129,10 +155,12 @@ fn main() {
     let rss_mib = rss_bytes() as f64 / (1 << 20) as f64;
     let creates_per_s = nodes as f64 / create_time.as_secs_f64();
     let sets_per_s = sets as f64 / set_time.as_secs_f64();
+    let deletes_per_s = churn as f64 / delete_time.as_secs_f64();
+    let recreates_per_s = churn as f64 / recreate_time.as_secs_f64();
     let read_mean_ns = read_wall.as_nanos() as f64 / reads as f64;
     if json {
         println!(
-            "{{\"nodes\":{nodes},\"create_per_s\":{creates_per_s:.0},\"set_data_per_s\":{sets_per_s:.0},\"get_data_mean_ns\":{read_mean_ns:.0},\"get_data_p50_ns\":{},\"get_data_p99_ns\":{},\"get_data_p999_ns\":{},\"overhead_bytes_per_node\":{overhead_per_node:.1},\"snapshot_write_ms\":{},\"rss_mib\":{rss_mib:.0}}}",
+            "{{\"nodes\":{nodes},\"create_per_s\":{creates_per_s:.0},\"set_data_per_s\":{sets_per_s:.0},\"delete_per_s\":{deletes_per_s:.0},\"create_steady_per_s\":{recreates_per_s:.0},\"get_data_mean_ns\":{read_mean_ns:.0},\"get_data_p50_ns\":{},\"get_data_p99_ns\":{},\"get_data_p999_ns\":{},\"overhead_bytes_per_node\":{overhead_per_node:.1},\"snapshot_write_ms\":{},\"rss_mib\":{rss_mib:.0}}}",
             pct(0.5),
             pct(0.99),
             pct(0.999),
@@ -140,8 +168,14 @@ fn main() {
         );
     } else {
         println!("state machine, {nodes} znodes of {VALUE_BYTES} B, one core");
-        println!("  create   {creates_per_s:>12.0} applies/s");
+        println!(
+            "  create   {creates_per_s:>12.0} applies/s (empty tree to {nodes}: heap growth included)"
+        );
         println!("  setData  {sets_per_s:>12.0} applies/s");
+        println!("  delete   {deletes_per_s:>12.0} applies/s ({churn} nodes)");
+        println!(
+            "  create   {recreates_per_s:>12.0} applies/s (steady state: re-creating the deleted {churn})"
+        );
         println!(
             "  getData  mean {read_mean_ns:.0} ns; p50 {} ns, p99 {} ns, p99.9 {} ns (per-call timing included)",
             pct(0.5),

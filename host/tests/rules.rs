@@ -1206,16 +1206,16 @@ fn session_identities_are_bounded() {
 
 // ---------------------------------------------------------------- multi
 
-/// Every observable piece of state: digest, tree, sessions with ephemerals.
-fn observe(
-    h: &Harness,
-    reader: &[Id],
-) -> (
+/// Every observable piece of state: digest, node count, every node (path,
+/// data, Stat, ACL), and the sessions with their ephemerals.
+type Observed = (
     u64,
     usize,
     Vec<(String, Vec<u8>, warren_client::Stat, Vec<Acl>)>,
     Vec<(SessionId, Vec<String>)>,
-) {
+);
+
+fn observe(h: &Harness, reader: &[Id]) -> Observed {
     let sessions = h.sm.sessions().map(|(id, _)| (id, h.sm.get_ephemerals(id, "/"))).collect();
     (h.sm.digest(), h.sm.node_count(), dump(&h.sm, reader), sessions)
 }
@@ -1393,7 +1393,7 @@ fn children_page_in_sorted_order() {
     assert_eq!(page(Some("bb"), 10), (v(&["c", "d", "e"]), false));
     assert_eq!(page(Some("e"), 10), (v(&[]), false));
     assert_eq!(page(None, 6), (v(&["B", "a", "b", "c", "d", "e"]), false));
-    assert_eq!(page(None, 5).1, true);
+    assert!(page(None, 5).1);
     let all = h.sm.get_children("/p", &[]).unwrap();
     assert_eq!((all.names, all.more), (v(&["B", "a", "b", "c", "d", "e"]), false));
     assert_eq!(h.sm.get_children("/p/a", &[]).unwrap().names, v(&[]));
@@ -1474,7 +1474,8 @@ fn a_different_entry_gives_a_different_digest() {
     let mut reference = Harness::new();
     let s = base(&mut reference);
     reference.created(s, create("/n", b"data"));
-    let variants: Vec<Box<dyn Fn(&mut Harness)>> = vec![
+    type Variant = Box<dyn Fn(&mut Harness)>;
+    let variants: Vec<Variant> = vec![
         Box::new(|h| {
             let s = h.open(vec![x509("CN=a")]);
             h.created(s, create("/n", b"datA"));

@@ -252,7 +252,7 @@ impl Read for Trickle<'_> {
             return Ok(0);
         }
         self.calls += 1;
-        if self.calls % 3 == 0 {
+        if self.calls.is_multiple_of(3) {
             return Err(io::Error::from(io::ErrorKind::Interrupted));
         }
         buf[0] = self.data[self.at];
@@ -658,7 +658,8 @@ fn a_wrong_digest_or_state_with_a_good_checksum_is_a_digest_error() {
         }
         e => panic!("a wrong digest: {e:?}"),
     }
-    let changes: Vec<(&str, Box<dyn Fn(&mut Model)>)> = vec![
+    type Change<'a> = (&'a str, Box<dyn Fn(&mut Model)>);
+    let changes: Vec<Change> = vec![
         (
             "a session dropped",
             Box::new(move |m: &mut Model| m.sessions.retain(|(id, _, _)| *id != spare.0)),

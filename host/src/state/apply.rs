@@ -203,11 +203,13 @@ impl Txn<'_> {
         acl::check(self.tree.acl_of(parent), Perms::CREATE, auth, parent_path)?;
         let parent_stat = self.tree.node(parent).stat;
         let path = if mode.is_sequential() {
-            format!("{path}{:010}", parent_stat.cversion)
+            // The suffix can take the path over its length limit.
+            let path = format!("{path}{:010}", parent_stat.cversion);
+            self.validate_path(&path)?;
+            path
         } else {
             path.to_owned()
         };
-        self.validate_path(&path)?;
         if path == "/" || self.tree.lookup(&path).is_some() {
             return Err(ApiError::NodeExists { path });
         }

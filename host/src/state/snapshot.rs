@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use thiserror::Error;
-use warren_client::{Acl, Id, PathError, Perms, SessionId, Zxid};
+use warren_client::{Acl, Id, Perms, SessionId, Zxid};
 use xxhash_rust::xxh3::Xxh3;
 
 const MAGIC: &[u8; 8] = b"WRNSNAP\0";
@@ -213,8 +213,8 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
             continue;
         }
         path::validate(&path, limits.path_bytes_max)
-            .and_then(|()| if path == "/" { Err(PathError::Empty) } else { Ok(()) })
             .map_err(|_| malformed("invalid node path", &path))?;
+        // The root is always present, so a second root is a duplicate too.
         if sm.tree.lookup(&path).is_some() {
             return Err(malformed("duplicate node", path));
         }

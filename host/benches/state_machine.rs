@@ -80,7 +80,7 @@ fn main() {
                 bench.entry(Command::Request { session, op: create(path, value(i as u64)) })
             })
             .collect();
-        create_time += bench.run(&entries);
+        create_time += bench.run(entries);
         made += n;
     }
     let live_after = LIVE.load(Ordering::Relaxed);
@@ -101,7 +101,7 @@ fn main() {
                 bench.entry(Command::Request { session, op })
             })
             .collect();
-        set_time += bench.run(&entries);
+        set_time += bench.run(entries);
         done += n;
     }
 
@@ -119,16 +119,14 @@ fn main() {
             bench.entry(Command::Request { session, op })
         })
         .collect();
-    let delete_time = bench.run(&entries);
-    drop(entries);
+    let delete_time = bench.run(entries);
     let entries: Vec<Entry> = victims
         .iter()
         .map(|&i| {
             bench.entry(Command::Request { session, op: create(node_path(i), value(i as u64)) })
         })
         .collect();
-    let recreate_time = bench.run(&entries);
-    drop(entries);
+    let recreate_time = bench.run(entries);
 
     // getData: latency of single reads, sampled per call.
     let reads = nodes.min(1_000_000);
@@ -205,7 +203,7 @@ impl Bench {
 
     fn apply(&mut self, command: Command) -> Response {
         let entry = self.entry(command);
-        self.sm.apply(&entry).response
+        self.sm.apply(entry).response
     }
 
     fn write(&mut self, session: SessionId, op: Op) {
@@ -216,7 +214,7 @@ impl Bench {
     }
 
     /// Applies entries, checking every reply succeeded; returns the time.
-    fn run(&mut self, entries: &[Entry]) -> Duration {
+    fn run(&mut self, entries: Vec<Entry>) -> Duration {
         let t = Instant::now();
         for entry in entries {
             let applied = self.sm.apply(entry);

@@ -140,7 +140,8 @@ impl Demo {
         self.time_ms += 1;
         let entry =
             Entry { zxid: Zxid(self.sm.last_applied().0 + 1), time_ms: self.time_ms, command };
-        let applied = self.sm.apply(&entry);
+        let zxid = entry.zxid;
+        let applied = self.sm.apply(entry);
         let shown = match &applied.response {
             Response::SessionCreated(id) => format!("session {id}"),
             Response::Reply(Ok(result)) => format!("ok {}", summary(result)),
@@ -149,7 +150,7 @@ impl Demo {
             }
             Response::Done(Ok(())) => "done".into(),
         };
-        let _ = writeln!(self.out, "zxid {:>2}  {what:<48} {shown}", entry.zxid.0);
+        let _ = writeln!(self.out, "zxid {:>2}  {what:<48} {shown}", zxid.0);
         for trigger in &applied.triggers {
             let sm = &self.sm;
             for (session, event) in self.watches.fire(trigger, |s| sm.session(s).map(|s| &*s.auth))

@@ -1243,7 +1243,7 @@ fn run_case(case: &Case) -> Result<(), String> {
         let digest_before = sm.digest();
         let want = model.apply(&entry);
         *OUTCOMES.lock().unwrap().entry(outcome(&entry, &want)).or_default() += 1;
-        let applied = sm.apply(&entry);
+        let applied = sm.apply(entry.clone());
         let got = shape_response(&applied.response);
         if got != want {
             return Err(fail(
@@ -1256,7 +1256,7 @@ fn run_case(case: &Case) -> Result<(), String> {
             return Err(fail(&log, i, format!("Applied.zxid {:?}", applied.zxid)));
         }
 
-        let again = replica.apply(&entry);
+        let again = replica.apply(entry.clone());
         if again != applied || replica.digest() != sm.digest() {
             return Err(fail(
                 &log,
@@ -1271,7 +1271,7 @@ fn run_case(case: &Case) -> Result<(), String> {
             ));
         }
         if let Some(r) = restored.as_mut() {
-            let third = r.apply(&entry);
+            let third = r.apply(entry.clone());
             if third != applied || r.digest() != sm.digest() {
                 return Err(fail(
                     &log,

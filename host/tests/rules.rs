@@ -1451,8 +1451,8 @@ fn replicas_applying_the_same_entries_have_equal_digests() {
     let mut seen = std::collections::HashSet::new();
     seen.insert(left.digest());
     for entry in &h.log {
-        let x = left.apply(entry);
-        let y = replica.apply(entry);
+        let x = left.apply(entry.clone());
+        let y = replica.apply(entry.clone());
         assert_eq!(x, y, "{entry:?}");
         assert_eq!(left.digest(), replica.digest(), "{entry:?}");
         let changed = matches!(
@@ -1592,12 +1592,12 @@ fn entries_must_increase() {
     let mut h = Harness::new();
     h.apply(Command::Noop);
     let mut sm = StateMachine::new(Limits::default());
-    sm.apply(&h.log[0]);
+    sm.apply(h.log[0].clone());
     let again = h.log[0].clone();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sm.apply(&again)));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sm.apply(again.clone())));
     assert!(r.is_err());
     let older = Entry { zxid: Zxid(0), ..again };
     let mut fresh = StateMachine::new(Limits::default());
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fresh.apply(&older)));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fresh.apply(older.clone())));
     assert!(r.is_err());
 }

@@ -176,8 +176,8 @@ fn restored_machine_continues_identically() {
     let mut first_create = None;
     for (i, command) in commands.into_iter().enumerate() {
         let entry = Entry { zxid: Zxid(h.next_zxid + i as u64), time_ms: h.now + 60_001, command };
-        let x = h.sm.apply(&entry);
-        let y = restored.apply(&entry);
+        let x = h.sm.apply(entry.clone());
+        let y = restored.apply(entry.clone());
         assert_eq!(x, y, "{entry:?}");
         assert_eq!(h.sm.digest(), restored.digest(), "{entry:?}");
         first_create.get_or_insert(x.response);
@@ -198,7 +198,7 @@ fn equal_states_write_identical_bytes() {
     let (h, _) = rich();
     let mut replica = StateMachine::new(Limits::default());
     for entry in &h.log {
-        replica.apply(entry);
+        replica.apply(entry.clone());
     }
     let bytes = write(&h.sm);
     assert_eq!(write(&replica), bytes);

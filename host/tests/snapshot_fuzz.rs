@@ -14,7 +14,7 @@ fn valid_snapshot() -> Vec<u8> {
     let mut zxid = 0;
     let mut apply = |sm: &mut StateMachine, command| {
         zxid += 1;
-        sm.apply(&Entry { zxid: Zxid(zxid), time_ms: zxid as i64, command }).response
+        sm.apply(Entry { zxid: Zxid(zxid), time_ms: zxid as i64, command }).response
     };
     let Response::SessionCreated(s) =
         apply(&mut sm, Command::CreateSession { timeout_ms: 5000, auth: vec![Id::x509("CN=a")] })

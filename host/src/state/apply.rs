@@ -17,7 +17,7 @@ use warren_client::{
     TTL_MS_MAX, Zxid,
 };
 
-pub(super) fn apply(sm: &mut StateMachine, entry: &Entry, triggers: &mut Vec<Trigger>) -> Response {
+pub(super) fn apply(sm: &mut StateMachine, entry: Entry, triggers: &mut Vec<Trigger>) -> Response {
     let mut txn = Txn {
         tree: &mut sm.tree,
         sessions: &mut sm.sessions,
@@ -27,33 +27,33 @@ pub(super) fn apply(sm: &mut StateMachine, entry: &Entry, triggers: &mut Vec<Tri
         triggers,
         undo: None,
     };
-    match &entry.command {
+    match entry.command {
         Command::CreateSession { timeout_ms, auth } => {
-            if *timeout_ms == 0 {
+            if timeout_ms == 0 {
                 return Response::Done(Err(ApiError::BadArguments(BadArgument::SessionTimeout {
-                    timeout_ms: *timeout_ms,
+                    timeout_ms,
                 })));
             }
-            if let Err(why) = check_identities(auth, txn.limits) {
+            if let Err(why) = check_identities(&auth, txn.limits) {
                 return Response::Done(Err(ApiError::BadArguments(why)));
             }
             let id = SessionId(entry.zxid.0);
-            txn.sessions.open(id, *timeout_ms, auth.clone().into());
+            txn.sessions.open(id, timeout_ms, auth.into());
             Response::SessionCreated(id)
         }
-        Command::CloseSession { session } => Response::Done(txn.close_session(*session)),
-        Command::Request { session, op } => Response::Reply(txn.request(*session, op)),
+        Command::CloseSession { session } => Response::Done(txn.close_session(session)),
+        Command::Request { session, op } => Response::Reply(txn.request(session, op)),
         Command::ExpireSessions { sessions } => {
-            for &session in sessions {
+            for session in sessions {
                 // A session closed since the leader decided is simply gone.
                 let _ = txn.close_session(session);
             }
             Response::Done(Ok(()))
         }
         Command::RemoveContainer { path } => {
-            Response::Done(txn.remove_if(path, |node, _| container_is_removable(node)))
+            Response::Done(txn.remove_if(&path, |node, _| container_is_removable(node)))
         }
-        Command::RemoveExpiredTtl { path } => Response::Done(txn.remove_if(path, ttl_is_expired)),
+        Command::RemoveExpiredTtl { path } => Response::Done(txn.remove_if(&path, ttl_is_expired)),
         Command::Noop => Response::Done(Ok(())),
     }
 }
@@ -120,7 +120,7 @@ struct Txn<'a> {
 }
 
 impl Txn<'_> {
-    fn request(&mut self, session: SessionId, op: &Op) -> Reply {
+    fn request(&mut self, session: SessionId, op: Op) -> Reply {
         let Some(s) = self.sessions.get(session) else {
             return Err(ApiError::SessionExpired { session });
         };
@@ -131,7 +131,7 @@ impl Txn<'_> {
         }
     }
 
-    fn multi(&mut self, session: SessionId, auth: &[Id], ops: &[Op]) -> Reply {
+    fn multi(&mut self, session: SessionId, auth: &[Id], ops: Vec<Op>) -> Reply {
         if ops.len() > self.limits.multi_ops_max {
             return Err(ApiError::BadArguments(BadArgument::TooManyOps {
                 count: ops.len(),
@@ -141,7 +141,7 @@ impl Txn<'_> {
         let triggers_before = self.triggers.len();
         self.undo = Some(Vec::new());
         let mut results = Vec::with_capacity(ops.len());
-        for (index, op) in ops.iter().enumerate() {
+        for (index, op) in ops.into_iter().enumerate() {
             let result = match op {
                 Op::Multi(_) => Err(ApiError::BadArguments(BadArgument::NestedMulti)),
                 op => self.op(session, auth, op),
@@ -159,15 +159,16 @@ impl Txn<'_> {
         Ok(OpResult::Multi(results))
     }
 
-    fn op(&mut self, session: SessionId, auth: &[Id], op: &Op) -> Reply {
+    /// Takes the operation by value so its data moves into the tree.
+    fn op(&mut self, session: SessionId, auth: &[Id], op: Op) -> Reply {
         match op {
             Op::Create { path, data, acl, mode } => {
-                self.create(session, auth, path, data, acl, *mode)
+                self.create(session, auth, &path, data, &acl, mode)
             }
-            Op::Delete { path, version } => self.delete(auth, path, *version),
-            Op::SetData { path, data, version } => self.set_data(auth, path, data, *version),
-            Op::SetAcl { path, acl, version } => self.set_acl(auth, path, acl, *version),
-            Op::Check { path, version } => self.check(auth, path, *version),
+            Op::Delete { path, version } => self.delete(auth, &path, version),
+            Op::SetData { path, data, version } => self.set_data(auth, &path, data, version),
+            Op::SetAcl { path, acl, version } => self.set_acl(auth, &path, &acl, version),
+            Op::Check { path, version } => self.check(auth, &path, version),
             Op::Multi(_) => unreachable!("multi is handled by Txn::multi"),
         }
     }
@@ -177,11 +178,11 @@ impl Txn<'_> {
         session: SessionId,
         auth: &[Id],
         path: &str,
-        data: &[u8],
+        data: Vec<u8>,
         acl: &[Acl],
         mode: CreateMode,
     ) -> Reply {
-        self.check_data_size(path, data)?;
+        self.check_data_size(path, &data)?;
         if let Some(ttl_ms) = mode.ttl_ms()
             && !(1..=TTL_MS_MAX).contains(&ttl_ms)
         {
@@ -228,7 +229,8 @@ impl Txn<'_> {
         self.record_stat(parent, parent_stat);
         let acl = self.tree.acls.intern(&acl);
         let stat = NodeStat::created(self.zxid, self.time_ms, owner);
-        let slot = self.tree.insert(parent, Arc::from(path.as_str()), data.into(), stat, acl);
+        let slot =
+            self.tree.insert(parent, Arc::from(path.as_str()), data.into_boxed_slice(), stat, acl);
         let zxid = self.zxid.0;
         self.tree.update_stat(parent, |s| {
             s.cversion = s.cversion.wrapping_add(1);
@@ -262,8 +264,8 @@ impl Txn<'_> {
         Ok(OpResult::Delete)
     }
 
-    fn set_data(&mut self, auth: &[Id], path: &str, data: &[u8], version: Option<i32>) -> Reply {
-        self.check_data_size(path, data)?;
+    fn set_data(&mut self, auth: &[Id], path: &str, data: Vec<u8>, version: Option<i32>) -> Reply {
+        self.check_data_size(path, &data)?;
         self.validate_path(path)?;
         let slot = self.lookup(path)?;
         acl::check(self.tree.acl_of(slot), Perms::WRITE, auth, path)?;
@@ -275,7 +277,7 @@ impl Txn<'_> {
             mtime: self.time_ms,
             ..old
         };
-        let old_data = self.tree.set_data(slot, data.into(), stat);
+        let old_data = self.tree.set_data(slot, data.into_boxed_slice(), stat);
         let path = self.tree.node(slot).path.clone();
         self.record(|| Undo::Data { path, data: old_data, stat: old });
         self.trigger(EventType::NodeDataChanged, slot);

@@ -2,7 +2,8 @@
 //! digest, changed only by applying committed entries in log order. Pure: it
 //! reads no clock, randomness, socket or disk; time arrives in the entry.
 //!
-//! Drive it with [`StateMachine::apply`] for every committed entry, in order;
+//! Drive it with [`StateMachine::apply`] for every committed entry, in order
+//! (by value: its data moves into the tree);
 //! each call returns the reply for the originating session and the watch
 //! triggers for the server's [`crate::watch::WatchTable`]. Reads are plain
 //! methods on the current state. [`StateMachine::cleanup_candidates`] tells
@@ -116,7 +117,8 @@ impl StateMachine {
 
     /// Applies one committed entry. Entries must come in strictly increasing
     /// zxid order; anything else is a bug in the caller and stops the node.
-    pub fn apply(&mut self, entry: &Entry) -> Applied {
+    /// The entry is taken by value so its data moves into the tree.
+    pub fn apply(&mut self, entry: Entry) -> Applied {
         assert!(
             entry.zxid > self.last_applied,
             "entry {} applied after {}",
@@ -126,10 +128,11 @@ impl StateMachine {
         // Zxids stay below ZooKeeper's container and TTL markers in
         // ephemeral_owner, since a session id is a zxid.
         assert!(entry.zxid.0 < 1 << 55, "zxid {} out of range", entry.zxid);
-        self.last_applied = entry.zxid;
+        let zxid = entry.zxid;
+        self.last_applied = zxid;
         let mut triggers = Vec::new();
         let response = apply::apply(self, entry, &mut triggers);
-        Applied { zxid: entry.zxid, response, triggers }
+        Applied { zxid, response, triggers }
     }
 
     /// The zxid of the last applied entry.

@@ -42,8 +42,8 @@ impl Harness {
     pub fn apply(&mut self, command: Command) -> Applied {
         let entry = Entry { zxid: Zxid(self.next_zxid), time_ms: self.now, command };
         self.next_zxid += 1;
-        let applied = self.sm.apply(&entry);
-        self.log.push(entry);
+        self.log.push(entry.clone());
+        let applied = self.sm.apply(entry);
         applied
     }
 

@@ -43,8 +43,7 @@ impl Harness {
         let entry = Entry { zxid: Zxid(self.next_zxid), time_ms: self.now, command };
         self.next_zxid += 1;
         self.log.push(entry.clone());
-        let applied = self.sm.apply(entry);
-        applied
+        self.sm.apply(entry)
     }
 
     /// Moves the leader's clock on.

@@ -1,11 +1,14 @@
 //! Warren's server. This crate holds the pure parts of a node — the
-//! replicated state machine (`state`), the per-server watch table (`watch`),
-//! path rules and limits — and the `warren` binary. See ARCHITECTURE.md for
+//! consensus core (`consensus`), the replicated state machine (`state`), the
+//! per-server watch table (`watch`), path rules and limits — the
+//! deterministic cluster simulator (`sim`), and the `warren` binary. See ARCHITECTURE.md for
 //! the map.
 
+pub mod consensus;
 pub mod demo;
 pub mod limits;
 pub mod path;
+pub mod sim;
 pub mod state;
 pub mod watch;
 

@@ -20,6 +20,7 @@ pub use session::Session;
 
 use crate::limits::{CHILDREN_PER_REPLY_MAX, Limits};
 use crate::path;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tree::{DataTree, NodeKind, Slot};
 use warren_client::{
@@ -36,8 +37,9 @@ pub struct Entry {
     pub command: Command,
 }
 
-/// What an entry asks of the state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What an entry asks of the state machine. Encoded into log entries with
+/// [`Command::encode`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Opens a session; its id is this entry's zxid.
     CreateSession { timeout_ms: u32, auth: Vec<Id> },
@@ -56,6 +58,30 @@ pub enum Command {
     /// An entry with no effect (a new leader's first entry).
     Noop,
 }
+
+impl Command {
+    /// The bytes a log entry carries for this command (CBOR).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail: no I/O, and every field
+        // serializes.
+        ciborium::into_writer(self, &mut out).expect("a command always encodes");
+        out
+    }
+
+    /// The command in a log entry's bytes; an error names what is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
+        ciborium::from_reader(bytes).map_err(|e| DecodeError(e.to_string()))
+    }
+}
+
+/// A log entry's bytes are not a command: a corrupt log or a version
+/// mismatch between replicas.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "log entry is not a valid command ({0}); the log is corrupt or was written by an incompatible version"
+)]
+pub struct DecodeError(String);
 
 /// What applying an entry produced.
 #[derive(Clone, Debug, PartialEq, Eq)]

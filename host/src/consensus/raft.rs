@@ -1,0 +1,958 @@
+//! One replica of the consensus protocol (Raft with pre-vote, check-quorum,
+//! read-index and leadership transfer), as a pure state machine.
+//!
+//! Drive it like etcd's `RawNode` or quinn-proto's `Connection`:
+//! - feed input: [`Raft::tick`] every tick, [`Raft::step`] for every message
+//!   received, [`Raft::propose`], [`Raft::read_index`],
+//!   [`Raft::transfer_leadership`], [`Raft::compact`];
+//! - drain output: when [`Raft::has_ready`], take [`Raft::ready`], then, in
+//!   this order: send `messages`; persist `snapshot`, `hard_state` and
+//!   `entries` and sync; send `persisted_messages`; apply the snapshot and
+//!   `committed` entries; serve `read_states` once applied far enough; and
+//!   call [`Raft::advance`] before feeding any more input.
+//!
+//! It reads no clock (time is `tick`'s and `propose`'s argument), no
+//! randomness (election timeouts come from `Config::seed`), no disk and no
+//! socket.
+
+use crate::consensus::log::RaftLog;
+use crate::consensus::membership::Membership;
+use crate::consensus::progress::{Progress, State};
+use crate::consensus::types::{
+    Body, EntryKind, HardState, LogEntry, LogIndex, Message, NodeId, ReadState, Role, Snapshot,
+    SnapshotMeta, Term,
+};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use thiserror::Error;
+
+/// A replica's protocol settings. Every bound has its reason.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    pub voters: Vec<NodeId>,
+    /// Ticks without hearing from a leader before a follower campaigns (the
+    /// actual timeout is drawn from `election_tick ..< 2 * election_tick`),
+    /// and the window in which a leader must hear from a quorum.
+    pub election_tick: u32,
+    /// Ticks between a leader's heartbeats; well under `election_tick`.
+    pub heartbeat_tick: u32,
+    /// Campaign only after a pre-vote a majority would grant, so a replica
+    /// that was cut off cannot depose a healthy leader when it returns.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a quorum for `election_tick` steps
+    /// down; followers in contact with a leader refuse to vote.
+    pub check_quorum: bool,
+    /// Unacknowledged appends per follower: bounds memory and retransmission.
+    pub max_inflight: usize,
+    /// Entries and payload bytes per append: bounds message size.
+    pub max_entries_per_append: usize,
+    pub max_bytes_per_append: usize,
+    /// Seeds the election-timeout draws.
+    pub seed: u64,
+    /// Simulator checker tests only: commit an entry of an earlier term by
+    /// counting replicas, the bug Raft's commitment rule exists to prevent.
+    pub unsafe_commit_by_count: bool,
+}
+
+impl Config {
+    /// Defaults for a replica `id` of a cluster of `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Config {
+        Config {
+            id,
+            voters,
+            election_tick: 10,
+            heartbeat_tick: 1,
+            pre_vote: true,
+            check_quorum: true,
+            max_inflight: 64,
+            max_entries_per_append: 1024,
+            max_bytes_per_append: 1 << 20,
+            seed,
+            unsafe_commit_by_count: false,
+        }
+    }
+}
+
+/// What a replica had on disk when it started.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot, contiguous.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Why a proposal was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ProposeError {
+    #[error("this replica is not the leader (the leader is {leader:?}); send the write there")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("leadership is being transferred; retry shortly")]
+    Transferring,
+}
+
+/// One batch of output. See the module docs for the order to process it in.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Messages to send now.
+    pub messages: Vec<Message>,
+    /// A snapshot from the leader to persist and restore the state machine
+    /// from, before anything below.
+    pub snapshot: Option<Snapshot>,
+    /// The term, vote and commit index to persist, if they changed.
+    pub hard_state: Option<HardState>,
+    /// Entries to persist: they replace every stored entry from the first
+    /// one's index on.
+    pub entries: Vec<LogEntry>,
+    /// Messages to send only once the above is synced to disk (votes and
+    /// acknowledgements promise durability).
+    pub persisted_messages: Vec<Message>,
+    /// Committed entries to apply, in order.
+    pub committed: Vec<LogEntry>,
+    /// Answered read-index requests.
+    pub read_states: Vec<ReadState>,
+}
+
+struct PendingRead {
+    round: u64,
+    ctx: u64,
+    /// Who asked: this replica (`None`) or a follower.
+    from: Option<NodeId>,
+    index: LogIndex,
+    acks: BTreeSet<NodeId>,
+}
+
+/// SplitMix64: a tiny deterministic generator for election timeouts.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// One replica. See the module docs for how to drive it.
+pub struct Raft {
+    config: Config,
+    membership: Membership,
+    term: Term,
+    vote: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    /// The latest snapshot with its bytes, sent to followers that are too
+    /// far behind.
+    snapshot: Option<Snapshot>,
+    /// Leader: every other voter's progress.
+    progress: BTreeMap<NodeId, Progress>,
+    /// (Pre-)candidate: the answers so far.
+    votes: BTreeMap<NodeId, bool>,
+    election_elapsed: u32,
+    heartbeat_elapsed: u32,
+    election_timeout: u32,
+    transferee: Option<NodeId>,
+    transfer_elapsed: u32,
+    /// Leader: read-index rounds awaiting a quorum's heartbeat replies.
+    reads: VecDeque<PendingRead>,
+    read_round: u64,
+    /// Leader: reads that arrived before it committed an entry of its term.
+    reads_waiting: Vec<(u64, Option<NodeId>)>,
+    read_states: Vec<ReadState>,
+    messages: Vec<Message>,
+    persisted_messages: Vec<Message>,
+    persisted_hard_state: HardState,
+    now_ms: i64,
+    rng: Rng,
+    /// A Ready was handed out and not yet advanced.
+    in_flight: Option<InFlight>,
+}
+
+struct InFlight {
+    last_entry: Option<LogIndex>,
+    snapshot: Option<LogIndex>,
+    hard_state: Option<HardState>,
+}
+
+impl Raft {
+    pub fn new(config: Config, restored: Restored) -> Raft {
+        assert!(config.heartbeat_tick > 0 && config.heartbeat_tick < config.election_tick);
+        assert!(config.voters.contains(&config.id), "{} is not a voter", config.id);
+        let membership = match &restored.snapshot {
+            Some(s) if !s.meta.membership.is_empty() => s.meta.membership.clone(),
+            _ => Membership::new(config.voters.iter().copied()),
+        };
+        let meta = restored.snapshot.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
+        let log = RaftLog::restore(meta, restored.entries, restored.hard_state.commit);
+        let hard_state = restored.hard_state;
+        let mut raft = Raft {
+            rng: Rng(config.seed),
+            config,
+            membership,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            role: Role::Follower,
+            leader: None,
+            log,
+            snapshot: restored.snapshot,
+            progress: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            election_timeout: 0,
+            transferee: None,
+            transfer_elapsed: 0,
+            reads: VecDeque::new(),
+            read_round: 0,
+            reads_waiting: Vec::new(),
+            read_states: Vec::new(),
+            messages: Vec::new(),
+            persisted_messages: Vec::new(),
+            persisted_hard_state: hard_state,
+            now_ms: 0,
+            in_flight: None,
+        };
+        raft.reset_election_timer();
+        raft
+    }
+
+    // ---- State, for drivers and checkers.
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn vote(&self) -> Option<NodeId> {
+        self.vote
+    }
+
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.committed
+    }
+
+    pub fn applied_index(&self) -> LogIndex {
+        self.log.applied
+    }
+
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
+    pub fn first_index(&self) -> LogIndex {
+        self.log.first_index()
+    }
+
+    pub fn persisted_index(&self) -> LogIndex {
+        self.log.persisted()
+    }
+
+    /// The entry at `index`, if the log holds it (not compacted).
+    pub fn entry(&self, index: LogIndex) -> Option<&LogEntry> {
+        self.log.entry(index)
+    }
+
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term(index)
+    }
+
+    /// The latest snapshot this replica took or received, with its bytes.
+    pub fn latest_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    pub fn snapshot_meta(&self) -> &SnapshotMeta {
+        self.log.snapshot_meta()
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Leader: the follower's matched index, for observers.
+    pub fn matched(&self, id: NodeId) -> Option<LogIndex> {
+        self.progress.get(&id).map(|p| p.matched)
+    }
+
+    // ---- Input.
+
+    /// One tick of logical time; `now_ms` is the driver's clock, used only
+    /// to stamp entries.
+    pub fn tick(&mut self, now_ms: i64) {
+        self.check_advanced();
+        self.now_ms = self.now_ms.max(now_ms);
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => {
+                self.election_elapsed += 1;
+                if self.election_elapsed >= self.election_timeout
+                    && self.membership.contains(self.id())
+                {
+                    self.campaign(self.config.pre_vote, false);
+                }
+            }
+        }
+    }
+
+    /// Starts an election now (as if the election timer fired).
+    pub fn campaign_now(&mut self) {
+        self.check_advanced();
+        if self.role != Role::Leader {
+            self.campaign(self.config.pre_vote, false);
+        }
+    }
+
+    /// Appends a command to the log, if this replica leads. Returns the
+    /// entry's index (its zxid); it is committed once `committed` hands it
+    /// out, unless a new leader overwrote it (then an entry of another term
+    /// is handed out at that index).
+    pub fn propose(&mut self, payload: Bytes, now_ms: i64) -> Result<LogIndex, ProposeError> {
+        self.check_advanced();
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader: self.leader });
+        }
+        if self.transferee.is_some() {
+            return Err(ProposeError::Transferring);
+        }
+        Ok(self.append_entry(EntryKind::Command(payload)))
+    }
+
+    /// Asks for a read index on behalf of `ctx`. The answer arrives as a
+    /// [`ReadState`] in a later Ready.
+    pub fn read_index(&mut self, ctx: u64) {
+        self.check_advanced();
+        match (self.role, self.leader) {
+            (Role::Leader, _) => self.leader_read(ctx, None),
+            (_, Some(leader)) => self.send(leader, Body::ReadIndex { ctx }),
+            (_, None) => self.read_states.push(ReadState { ctx, index: None }),
+        }
+    }
+
+    /// Leader: hands leadership to `to` once its log is up to date.
+    pub fn transfer_leadership(&mut self, to: NodeId) {
+        self.check_advanced();
+        if self.role != Role::Leader || to == self.id() || !self.membership.contains(to) {
+            return;
+        }
+        self.transferee = Some(to);
+        self.transfer_elapsed = 0;
+        if self.progress[&to].matched == self.log.last_index() {
+            self.send(to, Body::TimeoutNow);
+        } else {
+            self.send_append(to);
+        }
+    }
+
+    /// The state machine took a snapshot, `data`, of its state at `index`
+    /// (at most the applied index): entries up to there are dropped, and
+    /// followers that need them get this snapshot instead.
+    pub fn compact(&mut self, index: LogIndex, data: Bytes) {
+        self.check_advanced();
+        let Some(term) = self.log.term(index) else { return };
+        let meta = SnapshotMeta { index, term, membership: self.membership.clone() };
+        self.log.compact(meta.clone());
+        self.snapshot = Some(Snapshot { meta, data });
+    }
+
+    /// Handles a message from another replica.
+    pub fn step(&mut self, m: Message) {
+        self.check_advanced();
+        if m.to != self.id() || !self.membership.contains(m.from) {
+            return;
+        }
+        if m.term > self.term {
+            if let Body::PreVote { .. } | Body::Vote { transfer: false, .. } = m.body {
+                // A follower in touch with a live leader ignores campaigns:
+                // a replica that was cut off cannot depose it on return.
+                let in_lease = self.config.check_quorum
+                    && self.leader.is_some()
+                    && self.election_elapsed < self.config.election_tick;
+                if in_lease {
+                    return;
+                }
+            }
+            match m.body {
+                // A pre-vote is a question, not a new term.
+                Body::PreVote { .. } | Body::PreVoteResponse { granted: true } => {}
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. } => {
+                    self.become_follower(m.term, Some(m.from));
+                }
+                _ => self.become_follower(m.term, None),
+            }
+        } else if m.term < self.term {
+            match m.body {
+                // Tell a stale leader (cut off, then back) about the new
+                // term, so it steps down.
+                Body::Append { .. } | Body::Heartbeat { .. } => {
+                    self.send(m.from, Body::AppendResponse { index: LogIndex(0), reject: None });
+                }
+                Body::PreVote { .. } => self.send(m.from, Body::PreVoteResponse { granted: false }),
+                _ => {}
+            }
+            return;
+        }
+
+        match m.body {
+            Body::PreVote { last_index, last_term } => {
+                self.answer_vote(&m, last_index, last_term, true)
+            }
+            Body::Vote { last_index, last_term, .. } => {
+                self.answer_vote(&m, last_index, last_term, false)
+            }
+            Body::PreVoteResponse { granted } if self.role == Role::PreCandidate => {
+                self.count_vote(m.from, granted);
+            }
+            Body::VoteResponse { granted } if self.role == Role::Candidate => {
+                self.count_vote(m.from, granted);
+            }
+            Body::Append { prev_index, prev_term, entries, commit } => {
+                assert_ne!(self.role, Role::Leader, "two leaders in term {}", self.term);
+                self.become_follower(self.term, Some(m.from));
+                self.handle_append(m.from, prev_index, prev_term, entries, commit);
+            }
+            Body::Heartbeat { commit, read } => {
+                self.become_follower(self.term, Some(m.from));
+                self.log.commit_to(commit.min(self.log.last_index()));
+                self.send(m.from, Body::HeartbeatResponse { read });
+            }
+            Body::InstallSnapshot { snapshot } => {
+                self.become_follower(self.term, Some(m.from));
+                self.handle_snapshot(m.from, snapshot);
+            }
+            Body::TimeoutNow if self.role != Role::Leader => self.campaign(false, true),
+            Body::ReadIndex { ctx } if self.role == Role::Leader => {
+                self.leader_read(ctx, Some(m.from))
+            }
+            Body::ReadIndex { ctx } => {
+                self.send(m.from, Body::ReadIndexResponse { ctx, index: None })
+            }
+            Body::ReadIndexResponse { ctx, index } => {
+                self.read_states.push(ReadState { ctx, index })
+            }
+            Body::AppendResponse { index, reject } if self.role == Role::Leader => {
+                self.handle_append_response(m.from, index, reject);
+            }
+            Body::HeartbeatResponse { read } if self.role == Role::Leader => {
+                self.handle_heartbeat_response(m.from, read);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- Output.
+
+    pub fn has_ready(&self) -> bool {
+        !self.messages.is_empty()
+            || !self.persisted_messages.is_empty()
+            || self.log.incoming.is_some()
+            || self.hard_state() != self.persisted_hard_state
+            || self.log.persisted() < self.log.last_index()
+            || self.log.applied < self.log.committed
+            || !self.read_states.is_empty()
+            || (self.role == Role::Leader && self.followers_need_appends())
+    }
+
+    /// Takes the next batch of output. Call [`Raft::advance`] once it is
+    /// processed, before any other input.
+    pub fn ready(&mut self) -> Ready {
+        self.check_advanced();
+        if self.role == Role::Leader {
+            self.flush_appends();
+        }
+        let hard_state = self.hard_state();
+        let hard_state = (hard_state != self.persisted_hard_state).then_some(hard_state);
+        let snapshot = self.log.incoming.take();
+        let entries = self.log.unstable();
+        let ready = Ready {
+            messages: std::mem::take(&mut self.messages),
+            hard_state: hard_state.clone(),
+            entries,
+            persisted_messages: std::mem::take(&mut self.persisted_messages),
+            committed: self.log.take_committed(),
+            read_states: std::mem::take(&mut self.read_states),
+            snapshot,
+        };
+        self.in_flight = Some(InFlight {
+            last_entry: ready.entries.last().map(|e| e.index),
+            snapshot: ready.snapshot.as_ref().map(|s| s.meta.index),
+            hard_state,
+        });
+        ready
+    }
+
+    /// The last Ready is processed: what it asked to persist is durable.
+    pub fn advance(&mut self) {
+        let Some(done) = self.in_flight.take() else { return };
+        if let Some(index) = done.snapshot {
+            self.log.persisted_to(index);
+        }
+        if let Some(index) = done.last_entry {
+            self.log.persisted_to(index);
+        }
+        if let Some(hard_state) = done.hard_state {
+            self.persisted_hard_state = hard_state;
+        }
+        if self.role == Role::Leader && self.maybe_commit() {
+            self.bcast_append();
+        }
+    }
+
+    // ---- Roles.
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        if self.role == Role::Follower && self.leader == leader && leader.is_some() {
+            self.election_elapsed = 0;
+            return;
+        }
+        if self.role == Role::Leader {
+            self.fail_reads();
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.transferee = None;
+        self.progress.clear();
+        self.reset_election_timer();
+    }
+
+    fn campaign(&mut self, pre_vote: bool, transfer: bool) {
+        if !self.membership.contains(self.id()) {
+            return;
+        }
+        let term = if pre_vote {
+            self.role = Role::PreCandidate;
+            Term(self.term.0 + 1)
+        } else {
+            self.term = Term(self.term.0 + 1);
+            self.vote = Some(self.id());
+            self.role = Role::Candidate;
+            self.term
+        };
+        self.leader = None;
+        self.votes.clear();
+        self.reset_election_timer();
+        self.count_vote(self.id(), true);
+        if self.role == Role::Leader || self.role == Role::Follower {
+            return;
+        }
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let voters: Vec<NodeId> = self.membership.voters().filter(|&v| v != self.id()).collect();
+        for to in voters {
+            let body = if pre_vote {
+                Body::PreVote { last_index, last_term }
+            } else {
+                Body::Vote { last_index, last_term, transfer }
+            };
+            self.messages.push(Message { from: self.id(), to, term, body });
+        }
+    }
+
+    fn count_vote(&mut self, from: NodeId, granted: bool) {
+        self.votes.entry(from).or_insert(granted);
+        if self.membership.is_quorum(|id| self.votes.get(&id) == Some(&true)) {
+            match self.role {
+                Role::PreCandidate => self.campaign(false, false),
+                Role::Candidate => self.become_leader(),
+                _ => {}
+            }
+        } else if self.membership.is_lost(|id| self.votes.get(&id) == Some(&false)) {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    fn become_leader(&mut self) {
+        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        self.role = Role::Leader;
+        self.leader = Some(self.id());
+        self.transferee = None;
+        self.heartbeat_elapsed = 0;
+        self.election_elapsed = 0;
+        let next = self.log.last_index().next();
+        self.progress = self
+            .membership
+            .voters()
+            .filter(|&v| v != self.id())
+            .map(|v| (v, Progress::new(next)))
+            .collect();
+        self.reads.clear();
+        self.reads_waiting.clear();
+        // An entry of its own term, so that committing it commits every
+        // earlier entry (a leader never counts replicas of older terms).
+        self.append_entry(EntryKind::Noop);
+    }
+
+    fn answer_vote(&mut self, m: &Message, last_index: LogIndex, last_term: Term, pre_vote: bool) {
+        let can_vote = self.vote == Some(m.from)
+            || (self.vote.is_none() && self.leader.is_none())
+            || (pre_vote && m.term > self.term);
+        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        if pre_vote {
+            // Granted: answer in the term asked about; refused: in ours.
+            let term = if granted { m.term } else { self.term };
+            let body = Body::PreVoteResponse { granted };
+            self.messages.push(Message { from: self.id(), to: m.from, term, body });
+        } else {
+            if granted {
+                self.election_elapsed = 0;
+                self.vote = Some(m.from);
+            }
+            // A vote is a promise: it leaves only once persisted.
+            let body = Body::VoteResponse { granted };
+            self.persisted_messages.push(Message {
+                from: self.id(),
+                to: m.from,
+                term: self.term,
+                body,
+            });
+        }
+    }
+
+    // ---- Follower.
+
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<LogEntry>,
+        commit: LogIndex,
+    ) {
+        if prev_index < self.log.committed {
+            let index = self.log.committed;
+            self.send_persisted(from, Body::AppendResponse { index, reject: None });
+            return;
+        }
+        match self.log.maybe_append(prev_index, prev_term, commit, entries) {
+            Some(last) => {
+                self.send_persisted(from, Body::AppendResponse { index: last, reject: None })
+            }
+            None => {
+                let hint = self.log.reject_hint(prev_index);
+                self.send(from, Body::AppendResponse { index: prev_index, reject: Some(hint) });
+            }
+        }
+    }
+
+    fn handle_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
+        let index = snapshot.meta.index;
+        if index <= self.log.committed {
+            let committed = self.log.committed;
+            self.send_persisted(from, Body::AppendResponse { index: committed, reject: None });
+            return;
+        }
+        if self.log.term(index) == Some(snapshot.meta.term) {
+            // The log already holds the snapshot's last entry: just commit.
+            self.log.commit_to(index);
+        } else {
+            self.membership = snapshot.meta.membership.clone();
+            self.log.install(snapshot.clone());
+            self.snapshot = Some(snapshot);
+        }
+        self.send_persisted(from, Body::AppendResponse { index, reject: None });
+    }
+
+    // ---- Leader.
+
+    fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.config.election_tick {
+            self.election_elapsed = 0;
+            if self.config.check_quorum {
+                let id = self.id();
+                let active = self.membership.is_quorum(|v| {
+                    v == id || self.progress.get(&v).is_some_and(|p| p.recent_active)
+                });
+                for p in self.progress.values_mut() {
+                    p.recent_active = false;
+                    // A snapshot unacknowledged for a whole round was lost:
+                    // probe again (which resends it if still needed).
+                    if matches!(p.state, State::Snapshot { .. }) {
+                        p.become_probe();
+                    }
+                }
+                if !active {
+                    self.become_follower(self.term, None);
+                    return;
+                }
+            }
+        }
+        if self.transferee.is_some() {
+            self.transfer_elapsed += 1;
+            if self.transfer_elapsed >= self.config.election_tick {
+                self.transferee = None;
+            }
+        }
+        if self.heartbeat_elapsed >= self.config.heartbeat_tick {
+            self.heartbeat_elapsed = 0;
+            self.bcast_heartbeat();
+        }
+    }
+
+    fn append_entry(&mut self, kind: EntryKind) -> LogIndex {
+        let index = self.log.last_index().next();
+        let last_time = self.log.entry(self.log.last_index()).map_or(i64::MIN, |e| e.time_ms);
+        let entry = LogEntry { index, term: self.term, time_ms: self.now_ms.max(last_time), kind };
+        // Committed once a quorum, this replica's own disk included (see
+        // `advance`), holds it.
+        self.log.append(vec![entry]);
+        index
+    }
+
+    fn followers_need_appends(&self) -> bool {
+        let last = self.log.last_index();
+        self.progress.values().any(|p| p.next <= last && !p.is_paused(self.config.max_inflight))
+    }
+
+    /// Sends every follower that can take more what it lacks: this is where
+    /// proposals made since the last Ready are batched into one append each.
+    fn flush_appends(&mut self) {
+        let last = self.log.last_index();
+        let ids: Vec<NodeId> = self
+            .progress
+            .iter()
+            .filter(|(_, p)| p.next <= last && !p.is_paused(self.config.max_inflight))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            while self.progress[&id].next <= last
+                && !self.progress[&id].is_paused(self.config.max_inflight)
+            {
+                if !self.send_append(id) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends one append (or the snapshot) to `to`; false if nothing was sent.
+    fn send_append(&mut self, to: NodeId) -> bool {
+        let max_inflight = self.config.max_inflight;
+        let progress = &self.progress[&to];
+        if progress.is_paused(max_inflight) {
+            return false;
+        }
+        let prev_index = progress.next.prev();
+        let Some(prev_term) = self.log.term(prev_index) else {
+            return self.send_snapshot(to);
+        };
+        let entries = self.log.slice(
+            progress.next,
+            self.log.last_index(),
+            self.config.max_entries_per_append,
+            self.config.max_bytes_per_append,
+        );
+        let count = entries.len();
+        let last = LogIndex(prev_index.0 + count as u64);
+        let commit = self.log.committed;
+        self.send(to, Body::Append { prev_index, prev_term, entries, commit });
+        // `to` is a follower with progress (callers iterate `progress`).
+        self.progress.get_mut(&to).expect("progress of a follower").sent(last, count);
+        true
+    }
+
+    fn send_snapshot(&mut self, to: NodeId) -> bool {
+        let Some(snapshot) = self.snapshot.clone() else {
+            // Entries are only compacted below a snapshot.
+            unreachable!("log compacted without a snapshot");
+        };
+        let index = snapshot.meta.index;
+        self.send(to, Body::InstallSnapshot { snapshot });
+        self.progress.get_mut(&to).expect("progress of a follower").become_snapshot(index);
+        true
+    }
+
+    fn bcast_append(&mut self) {
+        let ids: Vec<NodeId> = self.progress.keys().copied().collect();
+        for id in ids {
+            self.send_append(id);
+        }
+    }
+
+    fn bcast_heartbeat(&mut self) {
+        let read = self.reads.back().map(|r| r.round);
+        let ids: Vec<NodeId> = self.progress.keys().copied().collect();
+        for id in ids {
+            // Never tell a follower to commit past what it is known to hold.
+            let commit = self.log.committed.min(self.progress[&id].matched);
+            self.send(id, Body::Heartbeat { commit, read });
+        }
+    }
+
+    fn handle_append_response(&mut self, from: NodeId, index: LogIndex, reject: Option<LogIndex>) {
+        let Some(progress) = self.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        match reject {
+            Some(hint) => {
+                if progress.reject(index, hint) {
+                    self.send_append(from);
+                }
+            }
+            None => {
+                let was = progress.state;
+                if !progress.acknowledge(index) && !matches!(was, State::Snapshot { .. }) {
+                    // Stale, or nothing new: still try to send more.
+                    if progress.next <= self.log.last_index() {
+                        self.send_append(from);
+                    }
+                    return;
+                }
+                match progress.state {
+                    State::Probe => progress.become_replicate(),
+                    State::Snapshot { index: sent } if progress.matched >= sent => {
+                        progress.become_probe()
+                    }
+                    _ => {}
+                }
+                if self.maybe_commit() {
+                    self.bcast_append();
+                } else if self.progress[&from].next <= self.log.last_index() {
+                    self.send_append(from);
+                }
+                if self.transferee == Some(from)
+                    && self.progress[&from].matched == self.log.last_index()
+                {
+                    self.send(from, Body::TimeoutNow);
+                }
+            }
+        }
+    }
+
+    fn handle_heartbeat_response(&mut self, from: NodeId, read: Option<u64>) {
+        let Some(progress) = self.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        progress.probe_sent = false;
+        // A full window may be full of lost appends: free one, so the next
+        // append reaches the follower (which rejects a gap, and the leader
+        // probes back to where the logs match).
+        if progress.state == State::Replicate && progress.inflight.len() >= self.config.max_inflight
+        {
+            progress.inflight.pop_front();
+        }
+        if progress.matched < self.log.last_index() {
+            self.send_append(from);
+        }
+        if let Some(round) = read {
+            for pending in self.reads.iter_mut().take_while(|r| r.round <= round) {
+                pending.acks.insert(from);
+            }
+            self.release_reads();
+        }
+    }
+
+    /// Moves the commit index to the highest index a quorum holds, if that
+    /// entry is of the current term (Raft's §5.4.2). Returns whether it moved.
+    fn maybe_commit(&mut self) -> bool {
+        let id = self.id();
+        let persisted = self.log.persisted();
+        let progress = &self.progress;
+        let quorum_index = self.membership.committed_index(|v| {
+            if v == id { persisted } else { progress.get(&v).map_or(LogIndex(0), |p| p.matched) }
+        });
+        if quorum_index <= self.log.committed {
+            return false;
+        }
+        if self.log.term(quorum_index) != Some(self.term) && !self.config.unsafe_commit_by_count {
+            return false;
+        }
+        self.log.commit_to(quorum_index);
+        if self.log.term(self.log.committed) == Some(self.term) {
+            let waiting = std::mem::take(&mut self.reads_waiting);
+            for (ctx, from) in waiting {
+                self.leader_read(ctx, from);
+            }
+        }
+        true
+    }
+
+    fn leader_read(&mut self, ctx: u64, from: Option<NodeId>) {
+        if self.log.term(self.log.committed) != Some(self.term) {
+            // Until an entry of this term commits, the commit index may lag
+            // what earlier leaders committed.
+            self.reads_waiting.push((ctx, from));
+            return;
+        }
+        let index = self.log.committed;
+        if self.membership.len() == 1 {
+            self.answer_read(ctx, from, Some(index));
+            return;
+        }
+        self.read_round += 1;
+        let acks = BTreeSet::from([self.id()]);
+        self.reads.push_back(PendingRead { round: self.read_round, ctx, from, index, acks });
+        self.bcast_heartbeat();
+    }
+
+    /// Answers every read whose round (or a later one) a quorum confirmed.
+    fn release_reads(&mut self) {
+        let confirmed =
+            self.reads.iter().rposition(|r| self.membership.is_quorum(|v| r.acks.contains(&v)));
+        let Some(last) = confirmed else { return };
+        let done: Vec<PendingRead> = self.reads.drain(..=last).collect();
+        for read in done {
+            self.answer_read(read.ctx, read.from, Some(read.index));
+        }
+    }
+
+    fn answer_read(&mut self, ctx: u64, from: Option<NodeId>, index: Option<LogIndex>) {
+        match from {
+            None => self.read_states.push(ReadState { ctx, index }),
+            Some(to) => self.send(to, Body::ReadIndexResponse { ctx, index }),
+        }
+    }
+
+    fn fail_reads(&mut self) {
+        let pending: Vec<(u64, Option<NodeId>)> = self
+            .reads
+            .drain(..)
+            .map(|r| (r.ctx, r.from))
+            .chain(std::mem::take(&mut self.reads_waiting))
+            .collect();
+        for (ctx, from) in pending {
+            self.answer_read(ctx, from, None);
+        }
+    }
+
+    // ---- Helpers.
+
+    fn hard_state(&self) -> HardState {
+        HardState { term: self.term, vote: self.vote, commit: self.log.committed }
+    }
+
+    fn send(&mut self, to: NodeId, body: Body) {
+        self.messages.push(Message { from: self.id(), to, term: self.term, body });
+    }
+
+    fn send_persisted(&mut self, to: NodeId, body: Body) {
+        self.persisted_messages.push(Message { from: self.id(), to, term: self.term, body });
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let spread = u64::from(self.config.election_tick);
+        self.election_timeout = self.config.election_tick + (self.rng.next() % spread) as u32;
+    }
+
+    fn check_advanced(&self) {
+        assert!(self.in_flight.is_none(), "Raft input before advance() of the last Ready");
+    }
+}

@@ -1,0 +1,362 @@
+//! One simulated replica: the real consensus core and the real state machine
+//! behind a driver that does what the production driver will — persist,
+//! then send, then apply — against a simulated disk that loses everything
+//! not yet synced when the replica crashes.
+
+use crate::consensus::{
+    Config, EntryKind, HardState, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, Ready,
+    Restored, Snapshot, Term,
+};
+use crate::state::snapshot;
+use crate::{Command, Entry, Limits, Response, StateMachine};
+use std::collections::{BTreeMap, VecDeque};
+use warren_client::{Id, Zxid};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// What a replica receives.
+#[derive(Clone, Debug)]
+pub(crate) enum Input {
+    Tick,
+    Message(Message),
+    Request(Request),
+}
+
+/// A client's request to the replica it is connected to.
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub client: usize,
+    pub req: u64,
+    pub kind: RequestKind,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum RequestKind {
+    /// Propose a command (through this replica, which must lead).
+    Write(Command),
+    /// Read after a read-index round: linearizable.
+    ReadLinearizable { path: String },
+    /// Read this replica's state, if it has applied at least `min_zxid`.
+    ReadLocal { path: String, min_zxid: u64 },
+}
+
+/// The replica's answer to a client.
+#[derive(Clone, Debug)]
+pub(crate) enum Reply {
+    /// The write was applied at `zxid` with this response.
+    Applied { response: Response, zxid: u64 },
+    /// Not the leader: nothing was proposed.
+    NotLeader { leader: Option<NodeId> },
+    /// Definitely not applied (the entry was overwritten; the read-index
+    /// round failed).
+    Failed,
+    /// A read's result, as of `zxid`.
+    Read { value: Option<(Vec<u8>, i32)>, zxid: u64 },
+    /// This replica is behind what the client has seen.
+    Behind,
+}
+
+/// What the driver asks of the world.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    Send(Message),
+    Reply {
+        client: usize,
+        req: u64,
+        reply: Reply,
+    },
+    /// Start a sync of the disk; call `disk_done` when it completes.
+    Sync,
+    /// An entry was applied (for the checkers).
+    Applied {
+        index: LogIndex,
+        term: Term,
+        payload: u64,
+    },
+}
+
+/// What is durable.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Disk {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot.
+    pub entries: Vec<LogEntry>,
+}
+
+pub(crate) struct SimNode {
+    pub id: NodeId,
+    config: Config,
+    pub raft: Option<Raft>,
+    pub sm: StateMachine,
+    pub disk: Disk,
+    /// A Ready being synced; inputs wait in `inbox` meanwhile.
+    syncing: Option<Ready>,
+    inbox: VecDeque<Input>,
+    /// Proposals awaiting apply: index → (client, req, term proposed in).
+    writes: BTreeMap<LogIndex, (usize, u64, Term)>,
+    /// Read-index rounds awaiting an answer: ctx → (client, req, path).
+    reads: BTreeMap<u64, (usize, u64, String)>,
+    /// Reads with a read index, awaiting apply up to it.
+    confirmed_reads: Vec<(LogIndex, usize, u64, String)>,
+    next_ctx: u64,
+    snapshot_every: u64,
+    /// Planted bug: send acknowledgements before the disk sync completes.
+    ack_before_sync: bool,
+    pub generation: u64,
+}
+
+impl SimNode {
+    pub(crate) fn new(config: Config, snapshot_every: u64, ack_before_sync: bool) -> SimNode {
+        let mut node = SimNode {
+            id: config.id,
+            config,
+            raft: None,
+            sm: StateMachine::new(Limits::default()),
+            disk: Disk::default(),
+            syncing: None,
+            inbox: VecDeque::new(),
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed_reads: Vec::new(),
+            next_ctx: 0,
+            snapshot_every,
+            ack_before_sync,
+            generation: 0,
+        };
+        node.restart();
+        node
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.raft.is_some()
+    }
+
+    /// Loses everything volatile: the core, the state machine, an unsynced
+    /// write, queued input, and pending client requests (clients time out).
+    pub(crate) fn crash(&mut self) {
+        self.raft = None;
+        self.syncing = None;
+        self.inbox.clear();
+        self.writes.clear();
+        self.reads.clear();
+        self.confirmed_reads.clear();
+        self.generation += 1;
+    }
+
+    /// Starts from what the disk holds: snapshot plus log.
+    pub(crate) fn restart(&mut self) {
+        self.generation += 1;
+        let mut config = self.config.clone();
+        config.seed = config.seed.wrapping_add(self.generation);
+        self.sm = match &self.disk.snapshot {
+            // The disk holds only snapshots this driver wrote.
+            Some(s) => {
+                snapshot::read(&s.data[..], Limits::default()).expect("own snapshot restores")
+            }
+            None => StateMachine::new(Limits::default()),
+        };
+        let restored = Restored {
+            hard_state: self.disk.hard_state.clone(),
+            snapshot: self.disk.snapshot.clone(),
+            entries: self.disk.entries.clone(),
+        };
+        self.raft = Some(Raft::new(config, restored));
+    }
+
+    /// Handles an input now, or queues it while a sync is in progress.
+    pub(crate) fn handle(&mut self, input: Input, now: u64, out: &mut Vec<Effect>) {
+        if self.raft.is_none() {
+            return;
+        }
+        if self.syncing.is_some() {
+            self.inbox.push_back(input);
+            return;
+        }
+        self.feed(input, now, out);
+        self.drain(out);
+    }
+
+    /// The sync started by `Effect::Sync` completed.
+    pub(crate) fn disk_done(&mut self, now: u64, out: &mut Vec<Effect>) {
+        let Some(ready) = self.syncing.take() else { return };
+        self.write_disk(&ready);
+        self.finish(ready, out);
+        while self.syncing.is_none() {
+            let Some(input) = self.inbox.pop_front() else { break };
+            self.feed(input, now, out);
+            self.drain(out);
+        }
+    }
+
+    fn raft(&mut self) -> &mut Raft {
+        // Only called while the replica is up (checked by `handle`).
+        self.raft.as_mut().expect("replica is up")
+    }
+
+    fn feed(&mut self, input: Input, now: u64, out: &mut Vec<Effect>) {
+        let now_ms = now as i64;
+        match input {
+            Input::Tick => self.raft().tick(now_ms),
+            Input::Message(m) => self.raft().step(m),
+            Input::Request(Request { client, req, kind }) => match kind {
+                RequestKind::Write(command) => {
+                    let raft = self.raft();
+                    match raft.propose(command.encode().into(), now_ms) {
+                        Ok(index) => {
+                            let term = raft.term();
+                            self.writes.insert(index, (client, req, term));
+                        }
+                        Err(ProposeError::NotLeader { leader }) => {
+                            out.push(Effect::Reply {
+                                client,
+                                req,
+                                reply: Reply::NotLeader { leader },
+                            });
+                        }
+                        Err(ProposeError::Transferring) => {
+                            let reply = Reply::NotLeader { leader: None };
+                            out.push(Effect::Reply { client, req, reply });
+                        }
+                    }
+                }
+                RequestKind::ReadLinearizable { path } => {
+                    self.next_ctx += 1;
+                    let ctx = self.next_ctx;
+                    self.reads.insert(ctx, (client, req, path));
+                    self.raft().read_index(ctx);
+                }
+                RequestKind::ReadLocal { path, min_zxid } => {
+                    let reply = if self.sm.last_applied().0 < min_zxid {
+                        Reply::Behind
+                    } else {
+                        Reply::Read { value: self.read(&path), zxid: self.sm.last_applied().0 }
+                    };
+                    out.push(Effect::Reply { client, req, reply });
+                }
+            },
+        }
+    }
+
+    fn read(&self, path: &str) -> Option<(Vec<u8>, i32)> {
+        let anyone: [Id; 0] = [];
+        self.sm.get_data(path, &anyone).ok().map(|(data, stat)| (data.to_vec(), stat.version))
+    }
+
+    /// Takes the next Ready, if any: sends what may go now and starts the
+    /// sync, or finishes at once when there is nothing to persist.
+    fn drain(&mut self, out: &mut Vec<Effect>) {
+        let raft = self.raft();
+        if !raft.has_ready() {
+            return;
+        }
+        let mut ready = raft.ready();
+        out.extend(ready.messages.drain(..).map(Effect::Send));
+        if self.ack_before_sync {
+            out.extend(ready.persisted_messages.drain(..).map(Effect::Send));
+        }
+        let needs_sync =
+            ready.hard_state.is_some() || !ready.entries.is_empty() || ready.snapshot.is_some();
+        if needs_sync {
+            self.syncing = Some(ready);
+            out.push(Effect::Sync);
+        } else {
+            self.finish(ready, out);
+        }
+    }
+
+    fn write_disk(&mut self, ready: &Ready) {
+        if let Some(snapshot) = &ready.snapshot {
+            // Installing a snapshot replaces the whole log.
+            self.disk.entries.clear();
+            self.disk.snapshot = Some(snapshot.clone());
+        }
+        if let Some(hard_state) = &ready.hard_state {
+            self.disk.hard_state = hard_state.clone();
+        }
+        if let Some(first) = ready.entries.first() {
+            self.disk.entries.retain(|e| e.index < first.index);
+            self.disk.entries.extend(ready.entries.iter().cloned());
+        }
+    }
+
+    /// After the sync: acknowledge, apply, answer, advance.
+    fn finish(&mut self, ready: Ready, out: &mut Vec<Effect>) {
+        out.extend(ready.persisted_messages.into_iter().map(Effect::Send));
+        if let Some(snapshot) = &ready.snapshot {
+            // A snapshot from the leader: only this driver's format arrives.
+            self.sm = snapshot::read(&snapshot.data[..], Limits::default())
+                .expect("leader's snapshot restores");
+            // Writes covered by the snapshot have an outcome this replica
+            // cannot see: their clients time out.
+            let index = snapshot.meta.index;
+            self.writes.retain(|&i, _| i > index);
+        }
+        for entry in ready.committed {
+            self.apply(entry, out);
+        }
+        for read in ready.read_states {
+            let Some((client, req, path)) = self.reads.remove(&read.ctx) else { continue };
+            match read.index {
+                Some(index) => self.confirmed_reads.push((index, client, req, path)),
+                None => out.push(Effect::Reply { client, req, reply: Reply::Failed }),
+            }
+        }
+        let applied = LogIndex(self.sm.last_applied().0);
+        let (ready_now, waiting): (Vec<_>, Vec<_>) =
+            self.confirmed_reads.drain(..).partition(|(index, ..)| *index <= applied);
+        self.confirmed_reads = waiting;
+        for (_, client, req, path) in ready_now {
+            let reply = Reply::Read { value: self.read(&path), zxid: applied.0 };
+            out.push(Effect::Reply { client, req, reply });
+        }
+        self.raft().advance();
+        self.maybe_snapshot();
+    }
+
+    fn apply(&mut self, entry: LogEntry, out: &mut Vec<Effect>) {
+        let (command, payload) = match &entry.kind {
+            EntryKind::Noop => (Command::Noop, 0),
+            // Only this driver's encoding reaches the log.
+            EntryKind::Command(bytes) => {
+                (Command::decode(bytes).expect("log entry decodes"), xxh3_64(bytes))
+            }
+        };
+        let applied =
+            self.sm.apply(Entry { zxid: Zxid(entry.index.0), time_ms: entry.time_ms, command });
+        out.push(Effect::Applied { index: entry.index, term: entry.term, payload });
+        if let Some((client, req, term)) = self.writes.remove(&entry.index) {
+            let reply = if term == entry.term {
+                Reply::Applied { response: applied.response, zxid: entry.index.0 }
+            } else {
+                Reply::Failed
+            };
+            out.push(Effect::Reply { client, req, reply });
+        }
+    }
+
+    /// Snapshots the state machine every `snapshot_every` applied entries and
+    /// lets the core compact its log (which then sends snapshots to
+    /// followers too far behind).
+    fn maybe_snapshot(&mut self) {
+        let applied = LogIndex(self.sm.last_applied().0);
+        let since = self.disk.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
+        if self.snapshot_every == 0 || applied.0 < since + self.snapshot_every {
+            return;
+        }
+        let mut bytes = Vec::new();
+        // Writing to memory cannot fail.
+        snapshot::write(&self.sm, &mut bytes).expect("snapshot to memory");
+        let raft = self.raft();
+        if raft.persisted_index() < applied {
+            return;
+        }
+        raft.compact(applied, bytes.into());
+        let Some(snapshot) = raft.latest_snapshot().cloned() else { return };
+        if snapshot.meta.index != applied {
+            return;
+        }
+        // The snapshot is written durably before the log below it is cut.
+        self.disk.entries.retain(|e| e.index > applied);
+        self.disk.snapshot = Some(snapshot);
+    }
+}

@@ -1,18 +1,58 @@
-//! Runs one simulation seed and prints its summary (and trace with
-//! `--trace`): `cargo run --release -p warren --example sim_one -- SEED [NODES] [--trace] [--no-faults]`.
+//! Runs simulation seeds outside the test harness.
+//!
+//! One seed, with its summary (and trace with `--trace`):
+//! `cargo run --release -p warren --example sim_one -- SEED [NODES] [--trace]`
+//! Many seeds, printing failures and a total:
+//! `cargo run --release -p warren --example sim_one -- --from S --count N`
+//! Flags: `--no-faults`, `--bug-commit-by-count`, `--bug-ack-before-sync`.
+
+use warren::sim::{self, SimConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let configure = |seed: u64, nodes: usize| {
+        let mut config = SimConfig::new(seed, nodes);
+        config.trace = flag("--trace");
+        config.faults = !flag("--no-faults");
+        config.bug_commit_by_count = flag("--bug-commit-by-count");
+        config.bug_ack_before_sync = flag("--bug-ack-before-sync");
+        config
+    };
+    let started = std::time::Instant::now();
+    if let Some(count) = value("--count") {
+        let from = value("--from").unwrap_or(1);
+        let (mut runs, mut failed, mut committed) = (0u64, 0u64, 0u64);
+        for seed in from..from + count {
+            for nodes in [3, 5] {
+                let report = sim::run(configure(seed, nodes));
+                runs += 1;
+                committed += report.committed;
+                if !report.passed() {
+                    failed += 1;
+                    println!("FAILED {nodes} nodes: {}", report.summary());
+                }
+            }
+        }
+        println!(
+            "{runs} runs (seeds {from}..{}), {failed} failed, {committed} entries committed, {:.1} s",
+            from + count,
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     let seed = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
     let nodes = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let mut config = warren::sim::SimConfig::new(seed, nodes);
-    config.trace = args.iter().any(|a| a == "--trace");
-    config.faults = !args.iter().any(|a| a == "--no-faults");
-    let t = std::time::Instant::now();
-    let report = warren::sim::run(config);
+    let report = sim::run(configure(seed, nodes));
     for line in &report.trace {
         println!("{line}");
     }
     println!("{}", report.summary());
-    println!("took {:?}", t.elapsed());
+    println!("took {:?}", started.elapsed());
 }

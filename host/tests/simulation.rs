@@ -7,7 +7,7 @@
 use warren::sim::{self, SimConfig, SimReport};
 
 /// Seeds CI runs on every change, each with 3 and with 5 replicas.
-const FIXED_SEEDS: u64 = 40;
+const FIXED_SEEDS: u64 = 300;
 
 fn run_seeds(
     seeds: impl Iterator<Item = u64>,
@@ -69,4 +69,21 @@ fn fixed_seeds_keep_every_guarantee() {
         println!("{}", r.summary());
     }
     assert_all_pass(&reports);
+}
+
+#[test]
+fn a_follower_that_acknowledges_before_syncing_is_caught() {
+    // Proves the checkers can fail: with the planted bug (acknowledgements
+    // sent before the disk sync completes), crashes lose acknowledged
+    // entries, and some seed among the first 100 exposes a lost or changed
+    // committed entry or a broken invariant.
+    let reports = run_seeds(1..=100, |c| c.bug_ack_before_sync = true);
+    let caught: Vec<&SimReport> = reports.iter().filter(|r| !r.passed()).collect();
+    assert!(!caught.is_empty(), "no seed caught a follower acknowledging before syncing");
+    println!(
+        "{} of {} runs caught it; first: {}",
+        caught.len(),
+        reports.len(),
+        caught[0].summary()
+    );
 }

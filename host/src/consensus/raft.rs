@@ -771,9 +771,10 @@ impl Raft {
     }
 
     fn send_snapshot(&mut self, to: NodeId) -> bool {
+        // Entries are only compacted below a snapshot, and `next` never
+        // passes the last index (checked on every acknowledgement).
         let Some(snapshot) = self.snapshot.clone() else {
-            // Entries are only compacted below a snapshot.
-            unreachable!("log compacted without a snapshot");
+            unreachable!("no term for {to}'s previous index and no snapshot to send");
         };
         let index = snapshot.meta.index;
         self.send(to, Body::InstallSnapshot { snapshot });
@@ -799,6 +800,11 @@ impl Raft {
     }
 
     fn handle_append_response(&mut self, from: NodeId, index: LogIndex, reject: Option<LogIndex>) {
+        assert!(
+            reject.is_some() || index <= self.log.last_index(),
+            "{from} holds index {index}, beyond this leader's last {}: committed entries were lost",
+            self.log.last_index()
+        );
         let Some(progress) = self.progress.get_mut(&from) else { return };
         progress.recent_active = true;
         match reject {

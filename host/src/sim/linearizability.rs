@@ -10,17 +10,22 @@
 //! placed, and never revisit a (set of linearized operations, model state)
 //! pair. It is generic over the model; [`TreeModel`] is Warren's.
 //!
-//! Real-time order: operation `a` precedes `b` only when
-//! `a.complete < b.invoke` strictly; operations whose intervals touch
-//! (`a.complete == b.invoke`) are concurrent. Internally invocations sort
-//! before responses at equal times.
-//!
 //! Indeterminate operations (`ret: None`: the client timed out, its server
 //! crashed) may take effect at any point after their invocation — even after
 //! the client gave up, as a request may sit in a queue — or never. They are
 //! given a response at +infinity and applied with [`Model::step_unknown`]; the
 //! search succeeds once every determinate operation is placed, the rest
-//! "never happened" (equivalently, happened after everything observed).
+//! "never happened" (equivalently, happened after everything observed). Two
+//! refinements keep them affordable: at each point the search tries them only
+//! after the determinate candidates failed (they are best placed late), and
+//! it skips a configuration when it has visited one with the same determinate
+//! operations placed, the same state and a subset of its indeterminate ones
+//! (which can do all the bigger one can, by leaving the extras out).
+//!
+//! Real-time order: operation `a` precedes `b` only when
+//! `a.complete < b.invoke` strictly; operations whose intervals touch
+//! (`a.complete == b.invoke`) are concurrent. Internally invocations sort
+//! before responses at equal times.
 //!
 //! [`check_partitioned`] uses locality (P-compositionality): when every
 //! operation touches one key of a model that is a product of independent
@@ -30,8 +35,13 @@
 //! Cost: the search is exponential in the worst case (the problem is
 //! NP-complete); the memo bounds it by the number of distinct (linearized
 //! set, state) pairs, which for `c` concurrently open operations is about
-//! `n · 2^c · states`. `max_steps` caps it: [`Outcome::Unknown`] means the
-//! cap was hit and nothing was decided — neither a pass nor a failure.
+//! `n · 2^c · states`. An indeterminate operation stays open until the end,
+//! so it widens every later point: accepting a history stays cheap (about one
+//! step per operation and open operation), but proving a failure means
+//! exhausting every order up to it, which grows exponentially with the
+//! indeterminate operations pending there that change the state. `max_steps`
+//! caps the search: [`Outcome::Unknown`] means the cap was hit and nothing
+//! was decided — neither a pass nor a failure.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -85,7 +95,7 @@ impl<M: Model> Operation<M> {
 pub enum Outcome<M: Model> {
     Linearizable,
     NotLinearizable(Box<Failure<M>>),
-    /// The search took more than `max_steps` steps and stopped: undecided.
+    /// The search reached `max_steps` steps and stopped: undecided.
     Unknown {
         steps: u64,
     },
@@ -120,17 +130,19 @@ impl<M: Model> fmt::Display for Outcome<M> {
 }
 
 /// Why a history is not linearizable: the deepest point the search reached.
-/// Operations are indices into the history passed to [`check`].
+/// Operations are indices into the history passed to [`check`] (or
+/// [`check_partitioned`]).
 #[derive(Clone, Debug)]
 pub struct Failure<M: Model> {
-    /// The longest linearizable prefix found, in the order its operations
-    /// take effect (may include indeterminate operations).
+    /// The linearizable prefix found that places the most determinate
+    /// operations, in the order its operations take effect (it may include
+    /// indeterminate ones).
     pub prefix: Vec<usize>,
     /// The model's state after `prefix`.
     pub state: M,
     /// The determinate operations that real time allows to take effect next;
-    /// the model accepts none of them from `state` with its recorded return.
-    /// (Indeterminate operations allowed next change nothing from `state`.)
+    /// the model accepts none of them from `state` with its recorded return,
+    /// nor after any pending indeterminate operations take effect first.
     pub stuck: Vec<usize>,
     /// The operation among `stuck` that responded first: it had to take
     /// effect before anything invoked after its response.
@@ -501,7 +513,8 @@ fn finish<M: Model, K: fmt::Debug>(
     let prefix: Vec<usize> = prefix.into_iter().map(|i| index[i]).collect();
     let stuck: Vec<usize> = stuck.into_iter().map(|i| index[i]).collect();
     let deadline = index[deadline];
-    let explanation = explain(history, index.len(), part, &prefix, &state, &stuck, deadline);
+    let determinate = index.iter().filter(|&&i| !history[i].is_indeterminate()).count();
+    let explanation = explain(history, determinate, part, &prefix, &state, &stuck, deadline);
     Outcome::NotLinearizable(Box::new(Failure { prefix, state, stuck, deadline, explanation }))
 }
 
@@ -510,7 +523,7 @@ const SHOWN: usize = 12;
 
 fn explain<M: Model, K: fmt::Debug>(
     history: &[Operation<M>],
-    searched: usize,
+    determinate: usize,
     part: Option<&K>,
     prefix: &[usize],
     state: &M,
@@ -522,11 +535,16 @@ fn explain<M: Model, K: fmt::Debug>(
     if let Some(k) = part {
         let _ = write!(s, " (the operations on {k:?}, checked on their own)");
     }
+    let placed = prefix.iter().filter(|&&i| !history[i].is_indeterminate()).count();
     let _ = writeln!(
         s,
         ": no order of the operations fits both real time and the model.\n\
-         The longest linearizable prefix found places {} of {searched} operations{}",
-        prefix.len(),
+         The deepest linearizable prefix found places {placed} of the {determinate} operations \
+         with a response{}{}",
+        match prefix.len() - placed {
+            0 => String::new(),
+            n => format!(" and {n} without"),
+        },
         if prefix.is_empty() { "." } else { "; in the order they take effect," }
     );
     if prefix.len() > SHOWN {
@@ -538,7 +556,8 @@ fn explain<M: Model, K: fmt::Debug>(
     let _ = writeln!(s, "leaving the model at\n  {state:?}");
     let _ = writeln!(
         s,
-        "where none of the operations that could take effect next can return what it returned:"
+        "where none of the operations that could take effect next (even after any pending \
+         ones without a response) can return what it returned:"
     );
     for &i in stuck {
         let _ = write!(s, "  {}", Shown(history, i));

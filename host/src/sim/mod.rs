@@ -124,6 +124,8 @@ enum Event {
     ClientRequest(usize, Request),
     ClientReply(usize, u64, Reply),
     Fault,
+    /// Crash this replica if it still leads in this term.
+    CrashLeader(usize, Term),
     Heal,
     StopClients,
 }
@@ -163,11 +165,15 @@ struct Sim {
     network: Network,
     slow_disk: Vec<bool>,
     clients_stopped: bool,
+    /// A replica hit a broken invariant: the run ends.
+    stopped: bool,
     healed_at: Option<u64>,
     history: Vec<Operation<TreeModel>>,
     /// Checker state.
     leaders: BTreeMap<Term, NodeId>,
     committed: BTreeMap<LogIndex, (Term, u64)>,
+    /// Per replica: the commit index up to which its entries were checked.
+    commit_seen: Vec<LogIndex>,
     acked: Vec<(LogIndex, usize)>,
     acked_after_heal: u64,
     report: SimReport,
@@ -189,8 +195,11 @@ impl Sim {
             .map(|&id| {
                 let mut raft = Config::new(id, ids.clone(), rng.next_u64());
                 raft.unsafe_commit_by_count = config.bug_commit_by_count;
-                raft.max_inflight = 16;
-                raft.max_entries_per_append = 64;
+                // Batching limits vary by seed: small appends split a new
+                // leader's catch-up from its first entry, which is where
+                // commitment bugs hide.
+                raft.max_inflight = rng.between(1, 16) as usize;
+                raft.max_entries_per_append = *rng.pick(&[1, 2, 4, 16, 64]);
                 SimNode::new(raft, config.snapshot_every, config.bug_ack_before_sync)
             })
             .collect();
@@ -208,10 +217,12 @@ impl Sim {
             network: Network::new(1),
             slow_disk,
             clients_stopped: false,
+            stopped: false,
             healed_at: None,
             history: Vec::new(),
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
+            commit_seen: vec![LogIndex(0); config.nodes],
             acked: Vec::new(),
             acked_after_heal: 0,
             report,
@@ -254,7 +265,7 @@ impl Sim {
             }
             self.now = next.at;
             self.dispatch(next.event);
-            if self.clients_stopped && self.converged() {
+            if self.stopped || (self.clients_stopped && self.converged()) {
                 break;
             }
         }
@@ -272,9 +283,8 @@ impl Sim {
             }
             Event::DiskDone(n, generation) => {
                 if self.nodes[n].generation == generation {
-                    let mut out = Vec::new();
-                    self.nodes[n].disk_done(self.now, &mut out);
-                    self.effects(n, out);
+                    let now = self.now;
+                    self.guarded(n, |node, out| node.disk_done(now, out));
                 }
             }
             Event::ClientRequest(n, request) => self.input(n, Input::Request(request)),
@@ -323,8 +333,19 @@ impl Sim {
             Event::Fault => {
                 if self.healed_at.is_none() {
                     self.inject_fault();
-                    let next = self.rng.between(200, 1500);
+                    let next = self.rng.between(50, 600);
                     self.schedule(next, Event::Fault);
+                }
+            }
+            Event::CrashLeader(x, term) => {
+                let leads = self.nodes[x]
+                    .raft
+                    .as_ref()
+                    .is_some_and(|r| r.role() == Role::Leader && r.term() == term);
+                if leads && self.healed_at.is_none() {
+                    self.nodes[x].crash();
+                    self.report.crashes += 1;
+                    self.trace(|| format!("crash new leader n{}", x + 1));
                 }
             }
             Event::Heal => self.heal(),
@@ -363,9 +384,31 @@ impl Sim {
     }
 
     fn input(&mut self, n: usize, input: Input) {
+        let now = self.now;
+        self.guarded(n, |node, out| node.handle(input, now, out));
+    }
+
+    /// Runs a replica's handler; a broken invariant (a panic) stops that
+    /// replica, as it would stop a real node, and is reported.
+    fn guarded(&mut self, n: usize, run: impl FnOnce(&mut SimNode, &mut Vec<Effect>)) {
         let mut out = Vec::new();
-        self.nodes[n].handle(input, self.now, &mut out);
-        self.effects(n, out);
+        let node = &mut self.nodes[n];
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(node, &mut out)));
+        match result {
+            Ok(()) => self.effects(n, out),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                self.report
+                    .violations
+                    .push(format!("n{} stopped on a broken invariant: {message}", n + 1));
+                self.nodes[n].crash();
+                self.stopped = true;
+            }
+        }
     }
 
     fn effects(&mut self, n: usize, out: Vec<Effect>) {
@@ -394,6 +437,34 @@ impl Sim {
             }
         }
         self.check_leader(n);
+        self.check_commit(n);
+    }
+
+    /// Records every entry the moment a replica's commit index covers it
+    /// (not only when applied): a leader that commits wrongly and dies at
+    /// once is caught too.
+    fn check_commit(&mut self, n: usize) {
+        let Some(raft) = &self.nodes[n].raft else { return };
+        let commit = raft.commit_index();
+        let from = self.commit_seen[n].max(raft.first_index().prev()).next();
+        let mut seen = Vec::new();
+        let mut index = from;
+        while index <= commit {
+            if let Some(entry) = raft.entry(index) {
+                let payload = match &entry.kind {
+                    crate::consensus::EntryKind::Noop => 0,
+                    crate::consensus::EntryKind::Command(bytes) => {
+                        xxhash_rust::xxh3::xxh3_64(bytes)
+                    }
+                };
+                seen.push((index, entry.term, payload));
+            }
+            index = index.next();
+        }
+        self.commit_seen[n] = commit;
+        for (index, term, payload) in seen {
+            self.check_applied(n, index, term, payload);
+        }
     }
 
     // ---- Faults.
@@ -401,7 +472,7 @@ impl Sim {
     fn inject_fault(&mut self) {
         self.report.faults += 1;
         let n = self.nodes.len();
-        match self.rng.below(10) {
+        match self.rng.below(14) {
             0 | 1 => {
                 // Isolate one replica.
                 let x = self.ids[self.rng.below(n as u64) as usize];
@@ -429,19 +500,57 @@ impl Sim {
             }
             4 => self.network.heal(),
             5 | 6 => {
-                let down = self.nodes.iter().filter(|x| !x.is_up()).count();
-                let x = self.rng.below(n as u64) as usize;
-                if self.nodes[x].is_up() && down < n {
+                // Crash a replica, preferring one with a sync in flight
+                // (whose unsynced writes are then lost), or restart one.
+                let syncing: Vec<usize> = (0..n).filter(|&x| self.nodes[x].is_syncing()).collect();
+                let x = if !syncing.is_empty() && self.rng.chance(0.7) {
+                    *self.rng.pick(&syncing)
+                } else {
+                    self.rng.below(n as u64) as usize
+                };
+                if self.nodes[x].is_up() {
                     self.nodes[x].crash();
                     self.report.crashes += 1;
                     self.trace(|| format!("crash n{}", x + 1));
-                } else if !self.nodes[x].is_up() {
+                } else {
                     self.restart(x);
                 }
             }
             7 => {
                 let x = self.rng.below(n as u64) as usize;
                 self.slow_disk[x] = !self.slow_disk[x];
+            }
+            8 => {
+                // Bring back whoever is down.
+                for x in 0..n {
+                    if !self.nodes[x].is_up() {
+                        self.restart(x);
+                    }
+                }
+            }
+            9 => {
+                // Power loss: every replica at once; they come back one by
+                // one with later faults.
+                for x in 0..n {
+                    if self.nodes[x].is_up() {
+                        self.nodes[x].crash();
+                        self.report.crashes += 1;
+                    }
+                }
+                self.trace(|| "power loss: every replica crashed".into());
+            }
+            10 => {
+                // A rack loses power: the leader and every replica with a
+                // sync in flight.
+                for x in 0..n {
+                    let leads =
+                        self.nodes[x].raft.as_ref().is_some_and(|r| r.role() == Role::Leader);
+                    if leads || self.nodes[x].is_syncing() {
+                        self.nodes[x].crash();
+                        self.report.crashes += 1;
+                        self.trace(|| format!("crash n{} (leader or syncing)", x + 1));
+                    }
+                }
             }
             _ => {
                 self.network.faults = LinkFaults {
@@ -464,6 +573,7 @@ impl Sim {
 
     fn restart(&mut self, x: usize) {
         self.nodes[x].restart();
+        self.commit_seen[x] = LogIndex(0);
         self.trace(|| format!("restart n{}", x + 1));
     }
 
@@ -500,6 +610,12 @@ impl Sim {
                 self.leaders.insert(term, id);
                 self.report.elections += 1;
                 self.trace(|| format!("{id} leads term {term}"));
+                // Leaders that fail right after winning leave the most
+                // half-replicated entries behind.
+                if self.config.faults && self.healed_at.is_none() && self.rng.chance(0.3) {
+                    let delay = self.rng.between(1, 12);
+                    self.schedule(delay, Event::CrashLeader(n, term));
+                }
             }
         }
     }
@@ -574,7 +690,7 @@ impl Sim {
         self.check_log_matching();
         self.report.committed = self.committed.len() as u64;
         self.report.snapshots_installed = 0;
-        if !self.converged() {
+        if !self.stopped && !self.converged() {
             let states: Vec<String> = self
                 .nodes
                 .iter()
@@ -604,7 +720,7 @@ impl Sim {
                     .push(format!("write acknowledged to client {c} at {index} never committed"));
             }
         }
-        if self.acked_after_heal == 0 {
+        if self.acked_after_heal == 0 && !self.stopped {
             self.report.violations.push(
                 "no write was acknowledged after healing: the cluster made no progress".into(),
             );

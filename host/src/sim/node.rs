@@ -131,6 +131,10 @@ impl SimNode {
         self.raft.is_some()
     }
 
+    pub(crate) fn is_syncing(&self) -> bool {
+        self.syncing.is_some()
+    }
+
     /// Loses everything volatile: the core, the state machine, an unsynced
     /// write, queued input, and pending client requests (clients time out).
     pub(crate) fn crash(&mut self) {

@@ -28,12 +28,16 @@ fn main() {
     let started = std::time::Instant::now();
     if let Some(count) = value("--count") {
         let from = value("--from").unwrap_or(1);
-        let (mut runs, mut failed, mut committed) = (0u64, 0u64, 0u64);
+        let (mut runs, mut failed, mut committed, mut undecided) = (0u64, 0u64, 0u64, 0u64);
         for seed in from..from + count {
+            if (seed - from) % 2500 == 0 && seed > from {
+                eprintln!("{} seeds done, {failed} failed, {:.0} s", seed - from, started.elapsed().as_secs_f64());
+            }
             for nodes in [3, 5] {
                 let report = sim::run(configure(seed, nodes));
                 runs += 1;
                 committed += report.committed;
+                undecided += u64::from(report.linearizability_undecided);
                 if !report.passed() {
                     failed += 1;
                     println!("FAILED {nodes} nodes: {}", report.summary());
@@ -41,7 +45,7 @@ fn main() {
             }
         }
         println!(
-            "{runs} runs (seeds {from}..{}), {failed} failed, {committed} entries committed, {:.1} s",
+            "{runs} runs (seeds {from}..{}), {failed} failed, {undecided} linearizability checks undecided, {committed} entries committed, {:.1} s",
             from + count,
             started.elapsed().as_secs_f64()
         );

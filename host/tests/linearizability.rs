@@ -586,7 +586,6 @@ fn agrees_with_brute_force_on_small_random_histories() {
         assert_eq!(by_key.is_linearizable(), expected, "seed {seed} partitioned: {by_key}");
         if expected { passed += 1 } else { failed += 1 }
     }
-    eprintln!("passed {passed}, failed {failed}");
     assert!(passed > 300 && failed > 300, "passed {passed}, failed {failed}");
 }
 

@@ -80,6 +80,8 @@ pub struct SimReport {
     pub crashes: u64,
     pub snapshots_installed: u64,
     pub linearizability: String,
+    /// The linearizability search hit its step budget without deciding.
+    pub linearizability_undecided: bool,
 }
 
 impl SimReport {
@@ -736,6 +738,7 @@ impl Sim {
         } else {
             outcome.to_string()
         };
+        self.report.linearizability_undecided = outcome.is_unknown();
         if outcome.is_not_linearizable() {
             self.report.violations.push(format!("history not linearizable: {outcome}"));
         }

@@ -481,6 +481,7 @@ impl Sim {
                 let rest: Vec<NodeId> = self.ids.iter().copied().filter(|&i| i != x).collect();
                 self.network.heal();
                 self.network.split(&[x], &rest);
+                self.trace(|| format!("partition: {x} isolated"));
             }
             2 => {
                 // Split into a minority and a majority.
@@ -489,6 +490,7 @@ impl Sim {
                 let (a, b) = ids.split_at(n / 2);
                 self.network.heal();
                 self.network.split(a, b);
+                self.trace(|| format!("partition: {a:?} from {b:?}"));
             }
             3 => {
                 // A bridge: two sides that only one replica connects.
@@ -496,11 +498,14 @@ impl Sim {
                 self.shuffle(&mut ids);
                 let bridge = ids[0];
                 let (a, b) = ids[1..].split_at((n - 1) / 2);
-                let _ = bridge;
                 self.network.heal();
                 self.network.split(a, b);
+                self.trace(|| format!("partition: {a:?} from {b:?}, bridged by {bridge}"));
             }
-            4 => self.network.heal(),
+            4 => {
+                self.network.heal();
+                self.trace(|| "partition healed".into());
+            }
             5 | 6 => {
                 // Crash a replica, preferring one with a sync in flight
                 // (whose unsynced writes are then lost), or restart one.
@@ -521,6 +526,10 @@ impl Sim {
             7 => {
                 let x = self.rng.below(n as u64) as usize;
                 self.slow_disk[x] = !self.slow_disk[x];
+                let slow = self.slow_disk[x];
+                self.trace(|| {
+                    format!("disk of n{} {}", x + 1, if slow { "slow" } else { "normal" })
+                });
             }
             8 => {
                 // Bring back whoever is down.
@@ -560,10 +569,10 @@ impl Sim {
                     duplicate: self.rng.below(5) as f64 / 100.0,
                     jitter_ms: self.rng.below(30),
                 };
+                let f = self.network.faults.clone();
+                self.trace(|| format!("links: {:?}", f));
             }
         }
-        let state = self.network.describe();
-        self.trace(|| format!("fault: network {state}"));
     }
 
     fn shuffle(&mut self, ids: &mut [NodeId]) {

@@ -94,13 +94,4 @@ impl Network {
     pub fn heal(&mut self) {
         self.cut.clear();
     }
-
-    pub fn describe(&self) -> String {
-        if self.cut.is_empty() {
-            return "healed".into();
-        }
-        let pairs: Vec<String> =
-            self.cut.iter().filter(|(a, b)| a < b).map(|(a, b)| format!("{a}-/-{b}")).collect();
-        pairs.join(" ")
-    }
 }

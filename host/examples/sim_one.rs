@@ -31,7 +31,11 @@ fn main() {
         let (mut runs, mut failed, mut committed, mut undecided) = (0u64, 0u64, 0u64, 0u64);
         for seed in from..from + count {
             if (seed - from) % 2500 == 0 && seed > from {
-                eprintln!("{} seeds done, {failed} failed, {:.0} s", seed - from, started.elapsed().as_secs_f64());
+                eprintln!(
+                    "{} seeds done, {failed} failed, {:.0} s",
+                    seed - from,
+                    started.elapsed().as_secs_f64()
+                );
             }
             for nodes in [3, 5] {
                 let report = sim::run(configure(seed, nodes));

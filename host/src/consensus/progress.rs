@@ -27,19 +27,19 @@ pub(crate) struct Progress {
     pub probe_sent: bool,
     /// Replicate: the last index of each unacknowledged append, oldest first.
     pub inflight: VecDeque<LogIndex>,
-    /// Heard from since the last check-quorum round.
-    pub recent_active: bool,
+    /// The leader's tick when it last heard from this follower.
+    pub last_heard: u64,
 }
 
 impl Progress {
-    pub(crate) fn new(next: LogIndex) -> Progress {
+    pub(crate) fn new(next: LogIndex, now: u64) -> Progress {
         Progress {
             matched: LogIndex(0),
             next,
             state: State::Probe,
             probe_sent: false,
             inflight: VecDeque::new(),
-            recent_active: false,
+            last_heard: now,
         }
     }
 
@@ -120,7 +120,9 @@ impl Progress {
                 true
             }
             State::Probe => {
-                if rejected != self.next.prev() {
+                // A rejection at or below the match is stale (a duplicate
+                // from before the match was learned).
+                if rejected != self.next.prev() || rejected <= self.matched {
                     return false;
                 }
                 self.next = self.matched.next().max(rejected.min(hint.next()));

@@ -157,6 +157,8 @@ pub struct Raft {
     election_timeout: u32,
     transferee: Option<NodeId>,
     transfer_elapsed: u32,
+    /// Ticks counted while leading, the clock for `Progress::last_heard`.
+    leader_ticks: u64,
     /// Leader: read-index rounds awaiting a quorum's heartbeat replies.
     reads: VecDeque<PendingRead>,
     read_round: u64,
@@ -206,6 +208,7 @@ impl Raft {
             election_timeout: 0,
             transferee: None,
             transfer_elapsed: 0,
+            leader_ticks: 0,
             reads: VecDeque::new(),
             read_round: 0,
             reads_waiting: Vec::new(),
@@ -403,6 +406,10 @@ impl Raft {
                     self.send(m.from, Body::AppendResponse { index: LogIndex(0), reject: None });
                 }
                 Body::PreVote { .. } => self.send(m.from, Body::PreVoteResponse { granted: false }),
+                // The asker learns the new term and retries.
+                Body::ReadIndex { ctx } => {
+                    self.send(m.from, Body::ReadIndexResponse { ctx, index: None });
+                }
                 _ => {}
             }
             return;
@@ -587,11 +594,14 @@ impl Raft {
         self.heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         let next = self.log.last_index().next();
+        // Every follower starts as just heard from: a new leader gets a
+        // full election timeout to reach its quorum.
+        let now = self.leader_ticks;
         self.progress = self
             .membership
             .voters()
             .filter(|&v| v != self.id())
-            .map(|v| (v, Progress::new(next)))
+            .map(|v| (v, Progress::new(next, now)))
             .collect();
         self.reads.clear();
         self.reads_waiting.clear();
@@ -637,6 +647,18 @@ impl Raft {
         commit: LogIndex,
     ) {
         if prev_index < self.log.committed {
+            // Entries at or below the commit index must already be here:
+            // anything else means a committed entry is being rewritten.
+            for entry in entries.iter().take_while(|e| e.index <= self.log.committed) {
+                let mine = self.log.term(entry.index);
+                assert!(
+                    mine.is_none() || mine == Some(entry.term),
+                    "{from} overwrites committed entry {} (term {:?}) with term {}",
+                    entry.index,
+                    mine,
+                    entry.term
+                );
+            }
             let index = self.log.committed;
             self.send_persisted(from, Body::AppendResponse { index, reject: None });
             return;
@@ -675,24 +697,28 @@ impl Raft {
     fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
+        self.leader_ticks += 1;
+        let now = self.leader_ticks;
+        let window = u64::from(self.config.election_tick);
+        if self.config.check_quorum {
+            // Step down once a quorum has been silent for a whole election
+            // timeout, counted per follower from when it was last heard.
+            let id = self.id();
+            let active = self.membership.is_quorum(|v| {
+                v == id || self.progress.get(&v).is_some_and(|p| now - p.last_heard < window)
+            });
+            if !active {
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
         if self.election_elapsed >= self.config.election_tick {
             self.election_elapsed = 0;
-            if self.config.check_quorum {
-                let id = self.id();
-                let active = self.membership.is_quorum(|v| {
-                    v == id || self.progress.get(&v).is_some_and(|p| p.recent_active)
-                });
-                for p in self.progress.values_mut() {
-                    p.recent_active = false;
-                    // A snapshot unacknowledged for a whole round was lost:
-                    // probe again (which resends it if still needed).
-                    if matches!(p.state, State::Snapshot { .. }) {
-                        p.become_probe();
-                    }
-                }
-                if !active {
-                    self.become_follower(self.term, None);
-                    return;
+            for p in self.progress.values_mut() {
+                // A snapshot unacknowledged for a whole timeout was lost:
+                // probe again (which resends it if still needed).
+                if matches!(p.state, State::Snapshot { .. }) {
+                    p.become_probe();
                 }
             }
         }
@@ -806,7 +832,7 @@ impl Raft {
             self.log.last_index()
         );
         let Some(progress) = self.progress.get_mut(&from) else { return };
-        progress.recent_active = true;
+        progress.last_heard = self.leader_ticks;
         match reject {
             Some(hint) => {
                 if progress.reject(index, hint) {
@@ -845,7 +871,7 @@ impl Raft {
 
     fn handle_heartbeat_response(&mut self, from: NodeId, read: Option<u64>) {
         let Some(progress) = self.progress.get_mut(&from) else { return };
-        progress.recent_active = true;
+        progress.last_heard = self.leader_ticks;
         progress.probe_sent = false;
         // A full window may be full of lost appends: free one, so the next
         // append reaches the follower (which rejects a gap, and the leader
@@ -856,6 +882,9 @@ impl Raft {
         }
         if progress.matched < self.log.last_index() {
             self.send_append(from);
+        } else if self.transferee == Some(from) {
+            // The first TimeoutNow may have been lost.
+            self.send(from, Body::TimeoutNow);
         }
         if let Some(round) = read {
             for pending in self.reads.iter_mut().take_while(|r| r.round <= round) {

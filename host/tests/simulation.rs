@@ -7,8 +7,9 @@
 use warren::sim::{self, SimConfig, SimReport};
 
 /// Seeds run with 3 and with 5 replicas: in release (what CI's simulation
-/// step runs) 300; in a debug build, a smoke run of 10.
-const FIXED_SEEDS: u64 = if cfg!(debug_assertions) { 10 } else { 300 };
+/// step runs) 1000, about a minute on one core; in a debug build, a smoke
+/// run of 10.
+const FIXED_SEEDS: u64 = if cfg!(debug_assertions) { 10 } else { 1000 };
 
 fn run_seeds(
     seeds: impl Iterator<Item = u64>,

@@ -270,7 +270,7 @@ impl Sim {
             self.dispatch(next.event);
             events += 1;
             // Before compaction hides a divergence.
-            if events % 500 == 0 {
+            if events.is_multiple_of(500) {
                 self.check_log_matching();
             }
             if self.stopped || (self.clients_stopped && self.converged()) {

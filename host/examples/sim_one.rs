@@ -4,7 +4,8 @@
 //! `cargo run --release -p warren --example sim_one -- SEED [NODES] [--trace]`
 //! Many seeds, printing failures and a total:
 //! `cargo run --release -p warren --example sim_one -- --from S --count N`
-//! Flags: `--no-faults`, `--bug-commit-by-count`, `--bug-ack-before-sync`.
+//! Flags: `--no-faults`, `--bug-commit-by-count`, `--bug-ack-before-sync`,
+//! `--steps N` (linearizability search budget).
 
 use warren::sim::{self, SimConfig};
 
@@ -23,6 +24,9 @@ fn main() {
         config.faults = !flag("--no-faults");
         config.bug_commit_by_count = flag("--bug-commit-by-count");
         config.bug_ack_before_sync = flag("--bug-ack-before-sync");
+        if let Some(steps) = value("--steps") {
+            config.linearizability_steps = steps;
+        }
         config
     };
     let started = std::time::Instant::now();
@@ -42,6 +46,9 @@ fn main() {
                 runs += 1;
                 committed += report.committed;
                 undecided += u64::from(report.linearizability_undecided);
+                if report.linearizability_undecided {
+                    println!("UNDECIDED seed {seed} with {nodes} nodes");
+                }
                 if !report.passed() {
                     failed += 1;
                     println!("FAILED {nodes} nodes: {}", report.summary());

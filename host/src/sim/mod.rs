@@ -44,6 +44,9 @@ pub struct SimConfig {
     pub bug_ack_before_sync: bool,
     /// Record a readable trace of every event.
     pub trace: bool,
+    /// Search steps the linearizability checker may take per key (or for
+    /// the whole history when a multi spans keys).
+    pub linearizability_steps: u64,
 }
 
 impl SimConfig {
@@ -60,6 +63,7 @@ impl SimConfig {
             bug_commit_by_count: false,
             bug_ack_before_sync: false,
             trace: false,
+            linearizability_steps: 2_000_000,
         }
     }
 }
@@ -113,8 +117,6 @@ impl SimReport {
 const TICK_MS: u64 = 10;
 const CLIENT_LATENCY_MS: u64 = 1;
 const CLIENT_TIMEOUT_MS: u64 = 1_500;
-/// Search steps the linearizability checker may take per key.
-const LINEARIZABILITY_STEPS: u64 = 2_000_000;
 
 #[derive(Debug)]
 enum Event {
@@ -748,7 +750,7 @@ impl Sim {
         let outcome = linearizability::check_partitioned(
             TreeModel::new(),
             &self.history,
-            LINEARIZABILITY_STEPS,
+            self.config.linearizability_steps,
             |op: &TreeOp| op.path().map(str::to_owned),
         );
         self.report.linearizability = if outcome.is_linearizable() {

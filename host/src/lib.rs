@@ -10,6 +10,7 @@ pub mod limits;
 pub mod path;
 pub mod sim;
 pub mod state;
+pub mod storage;
 pub mod watch;
 
 pub use limits::Limits;

@@ -1,0 +1,302 @@
+//! Durable storage of one replica, on fjall (an LSM tree): the consensus
+//! log, the hard state, and state machine snapshots. Writes are group
+//! commits — one batch, one sync — and a failed sync poisons the store for
+//! good (recovery is a restart, never a retried sync). Every record carries
+//! a checksum checked on recovery: a bad last record is a torn tail and is
+//! cut; a bad record with intact records after it stops the node with an
+//! error naming the index. The data directory is locked while open.
+//!
+//! Drive it from the node driver: [`Storage::open`] at start (it returns
+//! what the consensus core needs to restart), then [`Storage::persist`] for
+//! each Ready's hard state and entries, [`Storage::save_snapshot`] when the
+//! state machine snapshots (the log below is then compacted), and
+//! [`Storage::install_snapshot`] for a snapshot from the leader.
+
+mod record;
+mod snapshot_file;
+
+use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use record::{
+    RecordError, decode_entry, decode_hard_state, encode_entry, encode_hard_state, key_index,
+    log_key,
+};
+use std::fs::{File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+const HARD_STATE_KEY: &[u8] = b"hard_state";
+
+/// The payload the crash test writes at `index`, so that a reader can
+/// check every recovered entry byte for byte.
+pub fn test_payload(index: LogIndex) -> Vec<u8> {
+    (0..64u64).map(|i| (index.0.wrapping_mul(31).wrapping_add(i * 7) % 251) as u8).collect()
+}
+
+/// Why storage failed. Each names the data directory and what to do.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error(
+        "data dir {dir} is locked by another process; stop that process or use another data dir"
+    )]
+    Locked { dir: PathBuf },
+    #[error("cannot use data dir {dir}: {source}; check that it exists and is writable")]
+    Io { dir: PathBuf, source: io::Error },
+    #[error(
+        "the storage engine failed in {dir}: {source}; if it persists, restore this replica from a peer"
+    )]
+    Engine { dir: PathBuf, source: fjall::Error },
+    #[error(
+        "log entry {index} in {dir} is corrupt ({why}) while later entries are intact, so the log cannot be trusted; move {dir} aside and let this replica catch up from its peers"
+    )]
+    Corrupt { dir: PathBuf, index: LogIndex, why: String },
+    #[error(
+        "log in {dir} has a gap: entry {missing} is absent but a later one is present; move {dir} aside and let this replica catch up from its peers"
+    )]
+    Gap { dir: PathBuf, missing: LogIndex },
+    #[error(
+        "the hard state in {dir} is corrupt ({why}); move {dir} aside and let this replica catch up from its peers"
+    )]
+    CorruptHardState { dir: PathBuf, why: String },
+    #[error(
+        "snapshot {path} is corrupt ({why}); remove it (an older snapshot may be used) or restore this replica from a peer"
+    )]
+    CorruptSnapshot { path: PathBuf, why: String },
+    #[error(
+        "an earlier write to {dir} failed, so storage accepts no more writes; restart the node (it recovers what was synced)"
+    )]
+    Poisoned { dir: PathBuf },
+}
+
+/// One replica's durable state. See the module docs for how to drive it.
+pub struct Storage {
+    dir: PathBuf,
+    /// Held for as long as the store is open.
+    _lock: File,
+    db: Database,
+    log: Keyspace,
+    meta: Keyspace,
+    /// The stored entries are `first ..= last` (empty when `last < first`).
+    first: LogIndex,
+    last: LogIndex,
+    poisoned: bool,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the data directory `dir`, locks it, and
+    /// recovers: the hard state, the latest snapshot, and the log entries
+    /// after it, cutting a torn tail.
+    pub fn open(dir: &Path) -> Result<(Storage, Restored), StorageError> {
+        let io_err = |source| StorageError::Io { dir: dir.to_owned(), source };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("warren.lock"))
+            .map_err(io_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked { dir: dir.to_owned() });
+            }
+            Err(TryLockError::Error(source)) => return Err(io_err(source)),
+        }
+        let engine = |source| StorageError::Engine { dir: dir.to_owned(), source };
+        let db = Database::builder(dir.join("log")).open().map_err(engine)?;
+        let log = db.keyspace("log", KeyspaceCreateOptions::default).map_err(engine)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(engine)?;
+        let snapshot = snapshot_file::latest(&dir.join("snapshots"))?;
+        let mut storage = Storage {
+            dir: dir.to_owned(),
+            _lock: lock,
+            db,
+            log,
+            meta,
+            first: LogIndex(1),
+            last: LogIndex(0),
+            poisoned: false,
+        };
+        let hard_state = storage.recover_hard_state()?;
+        let after = snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        let entries = storage.recover_log(after)?;
+        Ok((storage, Restored { hard_state, snapshot, entries }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last stored log index (the snapshot's, when the log is empty).
+    pub fn last_index(&self) -> LogIndex {
+        self.last
+    }
+
+    /// Writes the hard state (if any) and entries (replacing every stored
+    /// entry from the first one's index on) in one batch, and syncs once.
+    /// Returns only when all of it is durable.
+    pub fn persist(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[LogEntry],
+    ) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let mut batch = self.db.batch();
+        let mut last = self.last;
+        if let (Some(first), Some(new_last)) = (entries.first(), entries.last()) {
+            assert!(
+                first.index <= self.last.next(),
+                "entries {} leave a gap after {}",
+                first.index,
+                self.last
+            );
+            let mut stale = new_last.index.next();
+            while stale <= self.last {
+                batch.remove(&self.log, log_key(stale));
+                stale = stale.next();
+            }
+            for entry in entries {
+                batch.insert(&self.log, log_key(entry.index), encode_entry(entry));
+            }
+            last = new_last.index;
+        }
+        if let Some(hs) = hard_state {
+            batch.insert(&self.meta, HARD_STATE_KEY, encode_hard_state(hs));
+        }
+        self.commit(batch)?;
+        self.last = last;
+        Ok(())
+    }
+
+    /// Saves a snapshot the state machine took (atomically, synced), keeps
+    /// the last few, and compacts the log up to its index.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let result = snapshot_file::write(&self.dir.join("snapshots"), snapshot, 3);
+        self.poison_on_err(result)?;
+        self.compact(snapshot.meta.index)
+    }
+
+    /// Installs a snapshot from the leader: it replaces the whole log.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let result = snapshot_file::write(&self.dir.join("snapshots"), snapshot, 3);
+        self.poison_on_err(result)?;
+        let mut batch = self.db.batch();
+        let mut index = self.first;
+        while index <= self.last {
+            batch.remove(&self.log, log_key(index));
+            index = index.next();
+        }
+        self.commit(batch)?;
+        self.first = snapshot.meta.index.next();
+        self.last = snapshot.meta.index;
+        Ok(())
+    }
+
+    /// Removes entries up to `index` (covered by a durable snapshot).
+    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        let mut at = self.first;
+        while at <= index && at <= self.last {
+            batch.remove(&self.log, log_key(at));
+            at = at.next();
+        }
+        // No sync needed: recovery ignores entries the snapshot covers.
+        let result = batch.commit();
+        self.poison_on_err(
+            result.map_err(|source| StorageError::Engine { dir: self.dir.clone(), source }),
+        )?;
+        self.first = self.first.max(index.next());
+        self.last = self.last.max(index);
+        Ok(())
+    }
+
+    fn commit(&mut self, batch: fjall::OwnedWriteBatch) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        let engine = move |source| StorageError::Engine { dir: dir.clone(), source };
+        let result = batch
+            .commit()
+            .map_err(&engine)
+            .and_then(|()| self.db.persist(PersistMode::SyncAll).map_err(&engine));
+        self.poison_on_err(result)
+    }
+
+    /// A failed write or sync leaves the disk in an unknown state: accept
+    /// nothing more (fjall poisons itself too; retrying an fsync after an
+    /// error can report success for data that was lost).
+    fn poison_on_err<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn check_poisoned(&self) -> Result<(), StorageError> {
+        if self.poisoned { Err(StorageError::Poisoned { dir: self.dir.clone() }) } else { Ok(()) }
+    }
+
+    fn recover_hard_state(&self) -> Result<HardState, StorageError> {
+        let engine = |source| StorageError::Engine { dir: self.dir.clone(), source };
+        match self.meta.get(HARD_STATE_KEY).map_err(engine)? {
+            None => Ok(HardState::default()),
+            Some(bytes) => decode_hard_state(&bytes).map_err(|why| {
+                StorageError::CorruptHardState { dir: self.dir.clone(), why: format!("{why:?}") }
+            }),
+        }
+    }
+
+    /// Reads the log after `after` (the snapshot's index), checking every
+    /// record and that indexes are contiguous. A bad last record is a torn
+    /// tail: it is removed. Entries the snapshot covers are dropped.
+    fn recover_log(&mut self, after: LogIndex) -> Result<Vec<LogEntry>, StorageError> {
+        let engine = |source| StorageError::Engine { dir: self.dir.clone(), source };
+        let mut entries: Vec<LogEntry> = Vec::new();
+        let mut bad: Option<(LogIndex, RecordError)> = None;
+        let mut covered = Vec::new();
+        for item in self.log.iter() {
+            let (key, value) = item.into_inner().map_err(engine)?;
+            let Some(index) = key_index(&key) else {
+                return Err(StorageError::Corrupt {
+                    dir: self.dir.clone(),
+                    index: LogIndex(0),
+                    why: format!("a key of {} bytes", key.len()),
+                });
+            };
+            if let Some((bad_index, why)) = &bad {
+                // Something intact follows a bad record: not a torn tail.
+                return Err(StorageError::Corrupt {
+                    dir: self.dir.clone(),
+                    index: *bad_index,
+                    why: format!("{why:?}"),
+                });
+            }
+            if index <= after {
+                covered.push(index);
+                continue;
+            }
+            match decode_entry(index, &value) {
+                Ok(entry) => {
+                    let expected = entries.last().map_or(after.next(), |e| e.index.next());
+                    if entry.index != expected {
+                        return Err(StorageError::Gap { dir: self.dir.clone(), missing: expected });
+                    }
+                    entries.push(entry);
+                }
+                Err(why) => bad = Some((index, why)),
+            }
+        }
+        let mut batch = self.db.batch();
+        for index in covered {
+            batch.remove(&self.log, log_key(index));
+        }
+        if let Some((index, _)) = bad {
+            batch.remove(&self.log, log_key(index));
+        }
+        self.commit(batch)?;
+        self.first = after.next();
+        self.last = entries.last().map_or(after, |e| e.index);
+        Ok(entries)
+    }
+}

@@ -8,6 +8,7 @@ pub mod consensus;
 pub mod demo;
 pub mod limits;
 pub mod path;
+pub mod rng;
 pub mod sim;
 pub mod state;
 pub mod storage;

@@ -22,6 +22,7 @@ use crate::consensus::types::{
     Body, EntryKind, HardState, LogEntry, LogIndex, Message, NodeId, ReadState, Role, Snapshot,
     SnapshotMeta, Term,
 };
+use crate::rng::SplitMix64;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
@@ -123,19 +124,6 @@ struct PendingRead {
     acks: BTreeSet<NodeId>,
 }
 
-/// SplitMix64: a tiny deterministic generator for election timeouts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// One replica. See the module docs for how to drive it.
 pub struct Raft {
     config: Config,
@@ -169,7 +157,7 @@ pub struct Raft {
     persisted_messages: Vec<Message>,
     persisted_hard_state: HardState,
     now_ms: i64,
-    rng: Rng,
+    rng: SplitMix64,
     /// A Ready was handed out and not yet advanced.
     in_flight: Option<InFlight>,
 }
@@ -192,7 +180,7 @@ impl Raft {
         let log = RaftLog::restore(meta, restored.entries, restored.hard_state.commit);
         let hard_state = restored.hard_state;
         let mut raft = Raft {
-            rng: Rng(config.seed),
+            rng: SplitMix64::new(config.seed),
             config,
             membership,
             term: hard_state.term,
@@ -984,7 +972,7 @@ impl Raft {
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         let spread = u64::from(self.config.election_tick);
-        self.election_timeout = self.config.election_tick + (self.rng.next() % spread) as u32;
+        self.election_timeout = self.config.election_tick + (self.rng.next_u64() % spread) as u32;
     }
 
     fn check_advanced(&self) {

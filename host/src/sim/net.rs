@@ -3,24 +3,21 @@
 //! partition messages as the fault schedule says.
 
 use crate::consensus::NodeId;
+use crate::rng::SplitMix64;
 use std::collections::BTreeSet;
 
-/// SplitMix64: every random choice of a run comes from one of these, seeded
-/// by the run's seed, so a seed replays the run exactly.
+/// Every random choice of a run comes from one of these, seeded by the
+/// run's seed, so a seed replays the run exactly.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0).

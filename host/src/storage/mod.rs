@@ -10,10 +10,14 @@
 //! what the consensus core needs to restart), then [`Storage::persist`] for
 //! each Ready's hard state and entries, [`Storage::save_snapshot`] when the
 //! state machine snapshots (the log below is then compacted), and
-//! [`Storage::install_snapshot`] for a snapshot from the leader.
+//! [`Storage::install_snapshot`] for a snapshot from the leader. At start,
+//! [`rebuild`] turns what was recovered into the state machine.
 
 mod record;
+mod restart;
 mod snapshot_file;
+
+pub use restart::{RestartError, rebuild};
 
 use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};

@@ -1,0 +1,42 @@
+//! Restart: the state machine rebuilt from what storage recovered — the
+//! latest snapshot, then every committed entry of the log tail applied in
+//! order. Entries past the commit index stay in the log for the consensus
+//! core; they are applied once committed.
+
+use crate::consensus::{EntryKind, Restored};
+use crate::state::snapshot::{self, SnapshotError};
+use crate::state::DecodeError;
+use crate::{Command, Entry, Limits, StateMachine};
+use thiserror::Error;
+use warren_client::Zxid;
+
+/// Why the state machine could not be rebuilt.
+#[derive(Debug, Error)]
+pub enum RestartError {
+    #[error("the snapshot at index {index} does not restore: {source}")]
+    Snapshot { index: u64, source: SnapshotError },
+    #[error("log entry {index} does not decode: {source}")]
+    Entry { index: u64, source: DecodeError },
+}
+
+/// The state machine as of the last committed entry of `restored`.
+pub fn rebuild(restored: &Restored, limits: Limits) -> Result<StateMachine, RestartError> {
+    let mut sm = match &restored.snapshot {
+        Some(s) => snapshot::read(&s.data[..], limits)
+            .map_err(|source| RestartError::Snapshot { index: s.meta.index.0, source })?,
+        None => StateMachine::new(limits),
+    };
+    let commit = restored.hard_state.commit;
+    for entry in restored.entries.iter().take_while(|e| e.index <= commit) {
+        if entry.index.0 <= sm.last_applied().0 {
+            continue;
+        }
+        let command = match &entry.kind {
+            EntryKind::Noop => Command::Noop,
+            EntryKind::Command(bytes) => Command::decode(bytes)
+                .map_err(|source| RestartError::Entry { index: entry.index.0, source })?,
+        };
+        sm.apply(Entry { zxid: Zxid(entry.index.0), time_ms: entry.time_ms, command });
+    }
+    Ok(sm)
+}

@@ -4,8 +4,8 @@
 //! core; they are applied once committed.
 
 use crate::consensus::{EntryKind, Restored};
-use crate::state::snapshot::{self, SnapshotError};
 use crate::state::DecodeError;
+use crate::state::snapshot::{self, SnapshotError};
 use crate::{Command, Entry, Limits, StateMachine};
 use thiserror::Error;
 use warren_client::Zxid;

@@ -194,7 +194,7 @@ impl RaftLog {
     }
 
     pub(crate) fn persisted_to(&mut self, index: LogIndex) {
-        if self.term(index).is_some() || index == self.snapshot.index {
+        if self.term(index).is_some() {
             self.persisted = self.persisted.max(index);
         }
     }

@@ -4,14 +4,15 @@
 //! not yet synced when the replica crashes.
 
 use crate::consensus::{
-    Config, EntryKind, HardState, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, Ready,
-    Restored, Snapshot, Term,
+    Config, HardState, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, Ready, Restored,
+    Snapshot, Term,
 };
+use crate::sim::payload_hash;
 use crate::state::snapshot;
-use crate::{Command, Entry, Limits, Response, StateMachine};
+use crate::storage::state_entry;
+use crate::{Command, Limits, Response, StateMachine};
 use std::collections::{BTreeMap, VecDeque};
-use warren_client::{Id, Zxid};
-use xxhash_rust::xxh3::xxh3_64;
+use warren_client::Id;
 
 /// What a replica receives.
 #[derive(Clone, Debug)]
@@ -318,15 +319,9 @@ impl SimNode {
     }
 
     fn apply(&mut self, entry: LogEntry, out: &mut Vec<Effect>) {
-        let (command, payload) = match &entry.kind {
-            EntryKind::Noop => (Command::Noop, 0),
-            // Only this driver's encoding reaches the log.
-            EntryKind::Command(bytes) => {
-                (Command::decode(bytes).expect("log entry decodes"), xxh3_64(bytes))
-            }
-        };
-        let applied =
-            self.sm.apply(Entry { zxid: Zxid(entry.index.0), time_ms: entry.time_ms, command });
+        // Only this driver's encoding reaches the log.
+        let applied = self.sm.apply(state_entry(&entry).expect("log entry decodes"));
+        let payload = payload_hash(&entry);
         out.push(Effect::Applied { index: entry.index, term: entry.term, payload });
         if let Some((client, req, term)) = self.writes.remove(&entry.index) {
             let reply = if term == entry.term {

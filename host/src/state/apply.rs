@@ -8,9 +8,7 @@ use crate::limits::Limits;
 use crate::path;
 use crate::state::acl;
 use crate::state::session::SessionTable;
-use crate::state::tree::{
-    CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, ROOT, RemovedNode, Slot,
-};
+use crate::state::tree::{CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, RemovedNode, Slot};
 use std::sync::Arc;
 use warren_client::{
     Acl, ApiError, BadArgument, CreateMode, EventType, Id, Op, OpResult, Perms, Reply, SessionId,
@@ -429,9 +427,6 @@ impl Txn<'_> {
     }
 
     fn lookup(&self, path: &str) -> Result<Slot, ApiError> {
-        if path == "/" {
-            return Ok(ROOT);
-        }
         self.tree.lookup(path).ok_or_else(|| ApiError::NoNode { path: path.to_owned() })
     }
 

@@ -22,7 +22,7 @@ use crate::limits::{CHILDREN_PER_REPLY_MAX, Limits};
 use crate::path;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tree::{DataTree, NodeKind, Slot};
+use tree::{DataTree, Slot};
 use warren_client::{
     Acl, ApiError, BadArgument, EventType, Id, Op, Perms, Reply, SessionId, Stat, Zxid,
 };
@@ -328,11 +328,5 @@ fn cleanup_path(command: &Command) -> &str {
     match command {
         Command::RemoveContainer { path } | Command::RemoveExpiredTtl { path } => path,
         _ => "",
-    }
-}
-
-impl NodeKind {
-    fn is_ephemeral(self) -> bool {
-        matches!(self, NodeKind::Ephemeral(_))
     }
 }

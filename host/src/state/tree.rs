@@ -52,6 +52,10 @@ impl NodeKind {
         }
     }
 
+    pub(crate) fn is_ephemeral(self) -> bool {
+        matches!(self, NodeKind::Ephemeral(_))
+    }
+
     pub(crate) fn ttl_owner(ttl_ms: u64) -> u64 {
         TTL_MARK | ttl_ms
     }

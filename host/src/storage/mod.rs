@@ -17,7 +17,7 @@ mod record;
 mod restart;
 mod snapshot_file;
 
-pub use restart::{RestartError, rebuild};
+pub use restart::{RestartError, rebuild, state_entry};
 
 use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};

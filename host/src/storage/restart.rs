@@ -3,7 +3,7 @@
 //! order. Entries past the commit index stay in the log for the consensus
 //! core; they are applied once committed.
 
-use crate::consensus::{EntryKind, Restored};
+use crate::consensus::{EntryKind, LogEntry, Restored};
 use crate::state::DecodeError;
 use crate::state::snapshot::{self, SnapshotError};
 use crate::{Command, Entry, Limits, StateMachine};
@@ -31,12 +31,19 @@ pub fn rebuild(restored: &Restored, limits: Limits) -> Result<StateMachine, Rest
         if entry.index.0 <= sm.last_applied().0 {
             continue;
         }
-        let command = match &entry.kind {
-            EntryKind::Noop => Command::Noop,
-            EntryKind::Command(bytes) => Command::decode(bytes)
-                .map_err(|source| RestartError::Entry { index: entry.index.0, source })?,
-        };
-        sm.apply(Entry { zxid: Zxid(entry.index.0), time_ms: entry.time_ms, command });
+        let entry = state_entry(entry)
+            .map_err(|source| RestartError::Entry { index: entry.index.0, source })?;
+        sm.apply(entry);
     }
     Ok(sm)
+}
+
+/// What the state machine applies for a committed log entry: its command,
+/// with the entry's index as zxid and the leader's time.
+pub fn state_entry(entry: &LogEntry) -> Result<Entry, DecodeError> {
+    let command = match &entry.kind {
+        EntryKind::Noop => Command::Noop,
+        EntryKind::Command(bytes) => Command::decode(bytes)?,
+    };
+    Ok(Entry { zxid: Zxid(entry.index.0), time_ms: entry.time_ms, command })
 }

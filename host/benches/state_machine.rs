@@ -1,8 +1,9 @@
 //! State machine benchmark (a bench binary, not a timed test): with 1 million
 //! znodes of 1 KiB, measures apply throughput for create and setData on one
 //! core (creates both into fresh memory and in steady state, after deletes),
-//! getData latency, snapshot write time, and memory per znode beyond
-//! its path and data (counted by a global allocator that tracks live bytes).
+//! getData latency, snapshot write time, the longest apply pause while a
+//! snapshot is written in the background, and memory per znode beyond its
+//! path and data (counted by a global allocator that tracks live bytes).
 //!
 //! Run: `cargo bench -p warren --bench state_machine` (`-- --nodes N` to
 //! change the size, `-- --json` for one JSON line).
@@ -94,13 +95,7 @@ fn main() {
     let mut done = 0;
     while done < sets {
         let n = BATCH.min(sets - done);
-        let entries: Vec<Entry> = (0..n)
-            .map(|_| {
-                let i = (next(&mut rng) % nodes as u64) as usize;
-                let op = Op::SetData { path: node_path(i), data: value(rng), version: None };
-                bench.entry(Command::Request { session, op })
-            })
-            .collect();
+        let entries = bench.random_sets(session, nodes, n, &mut rng);
         set_time += bench.run(entries);
         done += n;
     }
@@ -150,6 +145,43 @@ fn main() {
     snapshot::write(&bench.sm, std::io::sink()).expect("writing to a sink does not fail");
     let snapshot_time = t.elapsed();
 
+    // Snapshot in the background: freeze a view, write it on another thread
+    // to a file in the temp dir (synced), and keep applying setData on random nodes (every write
+    // may be the first to a shared chunk, the worst case for copy-on-write)
+    // until it is done, timing every apply. Then the same number of applies
+    // with no snapshot running, for the baseline.
+    let t = Instant::now();
+    let view = bench.sm.snapshot_view();
+    let freeze_time = t.elapsed();
+    let file_path = std::env::temp_dir().join(format!("warren-bench-{}.snap", std::process::id()));
+    let target = file_path.clone();
+    let writer = std::thread::spawn(move || {
+        let t = Instant::now();
+        let file = std::fs::File::create(&target).expect("the temp dir is writable");
+        let mut out = std::io::BufWriter::new(file);
+        snapshot::write_view(&view, &mut out).expect("the snapshot file is written");
+        let file = out.into_inner().expect("the snapshot file is flushed");
+        file.sync_all().expect("the snapshot file is synced");
+        (t.elapsed(), file.metadata().map_or(0, |m| m.len() as usize))
+    });
+    let mut during: Vec<u32> = Vec::new();
+    while !writer.is_finished() {
+        let entries = bench.random_sets(session, nodes, 1000, &mut rng);
+        during.extend(bench.run_timed(entries));
+    }
+    let (background_time, snapshot_bytes) = writer.join().expect("the snapshot writer finished");
+    let _ = std::fs::remove_file(&file_path);
+    let mut baseline: Vec<u32> = Vec::with_capacity(during.len());
+    while baseline.len() < during.len() {
+        let entries = bench.random_sets(session, nodes, 1000, &mut rng);
+        baseline.extend(bench.run_timed(entries));
+    }
+    let longest_during =
+        during.iter().max().copied().unwrap_or(0).max(freeze_time.as_nanos() as u32);
+    let longest_baseline = baseline.iter().max().copied().unwrap_or(0);
+    during.sort_unstable();
+    let p999_during = during[(during.len() * 999 / 1000).min(during.len() - 1)];
+
     let rss_mib = rss_bytes() as f64 / (1 << 20) as f64;
     let creates_per_s = nodes as f64 / create_time.as_secs_f64();
     let sets_per_s = sets as f64 / set_time.as_secs_f64();
@@ -158,11 +190,17 @@ fn main() {
     let read_mean_ns = read_wall.as_nanos() as f64 / reads as f64;
     if json {
         println!(
-            "{{\"nodes\":{nodes},\"create_per_s\":{creates_per_s:.0},\"set_data_per_s\":{sets_per_s:.0},\"delete_per_s\":{deletes_per_s:.0},\"create_steady_per_s\":{recreates_per_s:.0},\"get_data_mean_ns\":{read_mean_ns:.0},\"get_data_p50_ns\":{},\"get_data_p99_ns\":{},\"get_data_p999_ns\":{},\"overhead_bytes_per_node\":{overhead_per_node:.1},\"snapshot_write_ms\":{},\"rss_mib\":{rss_mib:.0}}}",
+            "{{\"nodes\":{nodes},\"create_per_s\":{creates_per_s:.0},\"set_data_per_s\":{sets_per_s:.0},\"delete_per_s\":{deletes_per_s:.0},\"create_steady_per_s\":{recreates_per_s:.0},\"get_data_mean_ns\":{read_mean_ns:.0},\"get_data_p50_ns\":{},\"get_data_p99_ns\":{},\"get_data_p999_ns\":{},\"overhead_bytes_per_node\":{overhead_per_node:.1},\"snapshot_write_ms\":{},\"snapshot_bytes\":{snapshot_bytes},\"snapshot_freeze_us\":{},\"snapshot_background_ms\":{},\"applies_during_snapshot\":{},\"longest_apply_during_snapshot_us\":{},\"p999_apply_during_snapshot_us\":{},\"longest_apply_baseline_us\":{},\"rss_mib\":{rss_mib:.0}}}",
             pct(0.5),
             pct(0.99),
             pct(0.999),
-            snapshot_time.as_millis()
+            snapshot_time.as_millis(),
+            freeze_time.as_micros(),
+            background_time.as_millis(),
+            during.len(),
+            longest_during / 1000,
+            p999_during / 1000,
+            longest_baseline / 1000,
         );
     } else {
         println!("state machine, {nodes} znodes of {VALUE_BYTES} B, one core");
@@ -184,6 +222,19 @@ fn main() {
             "  memory   {overhead_per_node:.1} B per znode beyond path and data (live heap bytes)"
         );
         println!("  snapshot {} ms to write (to a sink)", snapshot_time.as_millis());
+        println!(
+            "  snapshot in the background: view frozen in {} us; {} MiB written to a file and synced in {} ms on another thread while {} setData applied",
+            freeze_time.as_micros(),
+            snapshot_bytes >> 20,
+            background_time.as_millis(),
+            during.len()
+        );
+        println!(
+            "           longest apply pause {} us (freeze included), p99.9 {} us; without a snapshot: longest {} us",
+            longest_during / 1000,
+            p999_during / 1000,
+            longest_baseline / 1000
+        );
         println!("  rss      {rss_mib:.0} MiB");
     }
 }
@@ -214,6 +265,40 @@ impl Bench {
     }
 
     /// Applies entries, checking every reply succeeded; returns the time.
+    /// `count` setData entries of 1 KiB on random nodes among the first `nodes`.
+    fn random_sets(
+        &mut self,
+        session: SessionId,
+        nodes: usize,
+        count: usize,
+        rng: &mut u64,
+    ) -> Vec<Entry> {
+        (0..count)
+            .map(|_| {
+                let i = (next(rng) % nodes as u64) as usize;
+                let op = Op::SetData { path: node_path(i), data: value(*rng), version: None };
+                self.entry(Command::Request { session, op })
+            })
+            .collect()
+    }
+
+    /// Applies entries like `run`; returns each apply's time in ns.
+    fn run_timed(&mut self, entries: Vec<Entry>) -> Vec<u32> {
+        entries
+            .into_iter()
+            .map(|entry| {
+                let t = Instant::now();
+                let applied = self.sm.apply(entry);
+                let took = t.elapsed().as_nanos() as u32;
+                if !matches!(applied.response, Response::Reply(Ok(_))) {
+                    panic!("apply failed: {:?}", applied.response);
+                }
+                black_box(applied);
+                took
+            })
+            .collect()
+    }
+
     fn run(&mut self, entries: Vec<Entry>) -> Duration {
         let t = Instant::now();
         for entry in entries {

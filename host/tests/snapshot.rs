@@ -101,6 +101,43 @@ fn rich() -> (Harness, [SessionId; 3]) {
 // ---------------------------------------------------------------- round trip
 
 #[test]
+fn frozen_view_keeps_the_state_it_was_taken_at() {
+    // Proves a snapshot view, written on another thread while the original
+    // goes on changing every kind of thing (data, Stat, ACLs, sessions,
+    // nodes added and removed across many slab chunks), writes exactly the
+    // bytes a snapshot taken at that moment writes.
+    let (mut h, [a, _, c]) = rich();
+    for i in 0..3000 {
+        h.created(c, create(&format!("/bulk-{i}"), &[i as u8; 40]));
+    }
+    let expected = write(&h.sm);
+    let (digest, nodes) = (h.sm.digest(), h.sm.node_count());
+    let view = h.sm.snapshot_view();
+    assert_eq!(view.last_applied(), h.sm.last_applied());
+    let writer = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        snapshot::write_view(&view, &mut out).expect("writing to memory does not fail");
+        out
+    });
+    for i in (0..3000).step_by(3) {
+        h.ok(c, set(&format!("/bulk-{i}"), b"changed", None));
+        h.ok(c, delete(&format!("/bulk-{}", i + 1), None));
+    }
+    for i in 0..700 {
+        h.created(c, create(&format!("/after-{i}"), b"new"));
+    }
+    h.ok(a, set_acl("/app/mixed", Acl::creator_all(), None));
+    h.ok(a, set("/app", b"changed", None));
+    h.open(vec![Id::x509("CN=late")]);
+    h.apply(Command::CloseSession { session: c });
+    let from_view = writer.join().expect("the writer thread does not panic");
+    assert!(from_view == expected, "the view's snapshot differs from the state it was taken at");
+    assert_ne!(write(&h.sm), expected, "the state did change after the view");
+    let restored = read(&from_view).expect("the view's snapshot restores");
+    assert_eq!((restored.digest(), restored.node_count()), (digest, nodes));
+}
+
+#[test]
 fn round_trip_keeps_the_whole_state() {
     // Proves a restored machine has the same digest, last_applied, every
     // node's data, Stat and ACL, the sessions with their identities and

@@ -14,6 +14,13 @@ use xxhash_rust::xxh3::Xxh3Builder;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct AclId(u32);
 
+impl AclId {
+    /// The position in [`AclTable::lists`].
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 struct AclEntry {
     acl: Arc<[Acl]>,
     refs: u32,
@@ -84,6 +91,11 @@ impl AclTable {
             self.free.push(id.0);
         }
         acl
+    }
+
+    /// Every list by id (`None` for free ids), for a frozen snapshot view.
+    pub(crate) fn lists(&self) -> Vec<Option<Arc<[Acl]>>> {
+        self.entries.iter().map(|e| e.as_ref().map(|e| e.acl.clone())).collect()
     }
 
     pub(crate) fn get(&self, id: AclId) -> &Arc<[Acl]> {

@@ -9,6 +9,7 @@ use crate::path;
 use crate::state::acl;
 use crate::state::session::SessionTable;
 use crate::state::tree::{CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, RemovedNode, Slot};
+use bytes::Bytes;
 use std::sync::Arc;
 use warren_client::{
     Acl, ApiError, BadArgument, CreateMode, EventType, Id, Op, OpResult, Perms, Reply, SessionId,
@@ -100,7 +101,7 @@ enum Undo {
     Created { path: Arc<str> },
     Removed(RemovedNode),
     Stat { path: Arc<str>, stat: NodeStat },
-    Data { path: Arc<str>, data: Box<[u8]>, stat: NodeStat },
+    Data { path: Arc<str>, data: Bytes, stat: NodeStat },
     Acl { path: Arc<str>, acl: Arc<[Acl]>, stat: NodeStat },
 }
 
@@ -227,8 +228,7 @@ impl Txn<'_> {
         self.record_stat(parent, parent_stat);
         let acl = self.tree.acls.intern(&acl);
         let stat = NodeStat::created(self.zxid, self.time_ms, owner);
-        let slot =
-            self.tree.insert(parent, Arc::from(path.as_str()), data.into_boxed_slice(), stat, acl);
+        let slot = self.tree.insert(parent, Arc::from(path.as_str()), Bytes::from(data), stat, acl);
         let zxid = self.zxid.0;
         self.tree.update_stat(parent, |s| {
             s.cversion = s.cversion.wrapping_add(1);
@@ -275,7 +275,7 @@ impl Txn<'_> {
             mtime: self.time_ms,
             ..old
         };
-        let old_data = self.tree.set_data(slot, data.into_boxed_slice(), stat);
+        let old_data = self.tree.set_data(slot, Bytes::from(data), stat);
         let path = self.tree.node(slot).path.clone();
         self.record(|| Undo::Data { path, data: old_data, stat: old });
         self.trigger(EventType::NodeDataChanged, slot);

@@ -161,6 +161,14 @@ impl StateMachine {
         Applied { zxid, response, triggers }
     }
 
+    /// The state as of now, frozen, to write as a snapshot (with
+    /// [`snapshot::write_view`]) on another thread while applies go on.
+    /// Takes microseconds for the node tree however large it is; the
+    /// sessions and ACL lists are copied.
+    pub fn snapshot_view(&self) -> snapshot::SnapshotView {
+        snapshot::SnapshotView::new(self)
+    }
+
     /// The zxid of the last applied entry.
     pub fn last_applied(&self) -> Zxid {
         self.last_applied

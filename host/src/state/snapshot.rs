@@ -22,7 +22,7 @@
 //! digest is recomputed and must equal the stored one.
 
 use super::StateMachine;
-use super::tree::{NodeKind, NodeStat, ROOT, Slot};
+use super::tree::{NodeKind, NodeStat, Nodes, ROOT, Slot};
 use crate::limits::Limits;
 use crate::path;
 use std::collections::HashMap;
@@ -69,39 +69,82 @@ fn malformed(what: &'static str, context: impl ToString) -> SnapshotError {
     SnapshotError::Malformed { what, context: context.to_string() }
 }
 
+/// The replicated state frozen at one applied entry, for writing a snapshot
+/// on another thread while applies go on: taking it copies the session table
+/// and the ACL lists (both small) and only the chunk pointers of the node
+/// slab, which the tree then copies on write.
+pub struct SnapshotView {
+    last_applied: Zxid,
+    digest: u64,
+    sessions: Vec<(SessionId, u32, Arc<[Id]>)>,
+    acls: Vec<Option<Arc<[Acl]>>>,
+    nodes: Nodes,
+}
+
+impl SnapshotView {
+    pub(super) fn new(sm: &StateMachine) -> SnapshotView {
+        SnapshotView {
+            last_applied: sm.last_applied,
+            digest: sm.digest(),
+            sessions: sm
+                .sessions
+                .iter()
+                .map(|(id, s)| (id, s.timeout_ms, s.auth.clone()))
+                .collect(),
+            acls: sm.tree.acls.lists(),
+            nodes: sm.tree.freeze(),
+        }
+    }
+
+    /// The last entry the view includes.
+    pub fn last_applied(&self) -> Zxid {
+        self.last_applied
+    }
+
+    fn acl_of(&self, slot: Slot) -> &Arc<[Acl]> {
+        // A live node's ACL id is live in the same view.
+        self.acls[self.nodes.get(slot).acl.index()].as_ref().expect("live node with a freed ACL")
+    }
+}
+
 /// Writes the whole state to `out`.
 pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
+    write_view(&sm.snapshot_view(), out)
+}
+
+/// Writes a frozen state to `out`; see [`StateMachine::snapshot_view`].
+pub fn write_view(view: &SnapshotView, out: impl Write) -> Result<(), SnapshotError> {
     let mut w = Output::new(out);
     w.bytes(MAGIC)?;
     w.u32(FORMAT_VERSION)?;
-    w.u64(sm.last_applied.0)?;
-    w.u64(sm.digest())?;
+    w.u64(view.last_applied.0)?;
+    w.u64(view.digest)?;
 
-    w.u64(sm.sessions.len() as u64)?;
-    for (id, session) in sm.sessions.iter() {
+    w.u64(view.sessions.len() as u64)?;
+    for (id, timeout_ms, auth) in &view.sessions {
         w.u64(id.0)?;
-        w.u32(session.timeout_ms)?;
-        w.u32(session.auth.len() as u32)?;
-        for who in session.auth.iter() {
+        w.u32(*timeout_ms)?;
+        w.u32(auth.len() as u32)?;
+        for who in auth.iter() {
             w.id(who)?;
         }
     }
 
     // Each distinct ACL list once; nodes refer to it by its position here.
-    let tree = &sm.tree;
+    let nodes = &view.nodes;
     let mut acl_refs: HashMap<*const [Acl], u32> = HashMap::new();
     let mut acl_lists: Vec<&Arc<[Acl]>> = Vec::new();
-    let mut order: Vec<Slot> = Vec::with_capacity(tree.len());
+    let mut order: Vec<Slot> = Vec::new();
     let mut stack = vec![ROOT];
     while let Some(slot) = stack.pop() {
         order.push(slot);
-        let acl = tree.acl_of(slot);
+        let acl = view.acl_of(slot);
         acl_refs.entry(Arc::as_ptr(acl)).or_insert_with(|| {
             acl_lists.push(acl);
             (acl_lists.len() - 1) as u32
         });
-        let mut children: Vec<Slot> = tree.children(slot).collect();
-        children.sort_unstable_by(|&a, &b| tree.node(b).name().cmp(tree.node(a).name()));
+        let mut children: Vec<Slot> = nodes.children(slot).collect();
+        children.sort_unstable_by(|&a, &b| nodes.get(b).name().cmp(nodes.get(a).name()));
         stack.extend(children);
     }
     w.u32(acl_lists.len() as u32)?;
@@ -116,7 +159,7 @@ pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
 
     w.u64(order.len() as u64)?;
     for slot in order {
-        let node = tree.node(slot);
+        let node = nodes.get(slot);
         let s = &node.stat;
         w.str(&node.path)?;
         w.u32(node.data.len() as u32)?;
@@ -127,7 +170,7 @@ pub fn write(sm: &StateMachine, out: impl Write) -> Result<(), SnapshotError> {
         for word in [s.version, s.cversion, s.aversion] {
             w.u32(word as u32)?;
         }
-        w.u32(acl_refs[&Arc::as_ptr(tree.acl_of(slot))])?;
+        w.u32(acl_refs[&Arc::as_ptr(view.acl_of(slot))])?;
     }
     w.finish()?;
     Ok(())

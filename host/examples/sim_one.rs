@@ -33,6 +33,7 @@ fn main() {
     if let Some(count) = value("--count") {
         let from = value("--from").unwrap_or(1);
         let (mut runs, mut failed, mut committed, mut undecided) = (0u64, 0u64, 0u64, 0u64);
+        let mut snapshots = 0u64;
         for seed in from..from + count {
             if (seed - from) % 2500 == 0 && seed > from {
                 eprintln!(
@@ -45,6 +46,7 @@ fn main() {
                 let report = sim::run(configure(seed, nodes));
                 runs += 1;
                 committed += report.committed;
+                snapshots += report.snapshots_installed;
                 undecided += u64::from(report.linearizability_undecided);
                 if report.linearizability_undecided {
                     println!("UNDECIDED seed {seed} with {nodes} nodes");
@@ -56,7 +58,7 @@ fn main() {
             }
         }
         println!(
-            "{runs} runs (seeds {from}..{}), {failed} failed, {undecided} linearizability checks undecided, {committed} entries committed, {:.1} s",
+            "{runs} runs (seeds {from}..{}), {failed} failed, {undecided} linearizability checks undecided, {committed} entries committed, {snapshots} snapshots installed by followers, {:.1} s",
             from + count,
             started.elapsed().as_secs_f64()
         );

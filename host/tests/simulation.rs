@@ -71,6 +71,10 @@ fn fixed_seeds_keep_every_guarantee() {
         println!("{}", r.summary());
     }
     assert_all_pass(&reports);
+    // The runs must reach the chunked snapshot transfer, or they say
+    // nothing about it.
+    let installed: u64 = reports.iter().map(|r| r.snapshots_installed).sum();
+    assert!(installed > 0, "no run installed a snapshot from a leader");
 }
 
 #[test]

@@ -193,6 +193,49 @@ fn snapshots_compact_the_log_and_restore() {
 }
 
 #[test]
+fn an_install_interrupted_after_the_snapshot_file_drops_the_old_history() {
+    // Proves that a crash while installing a leader's snapshot (its file
+    // durable, the old log not yet cleared) restarts with the snapshot and
+    // none of the old entries after it, whose history differs (Raft's
+    // install rule), while a snapshot of the same history keeps them; a
+    // half-written newer snapshot file is ignored and removed.
+    let snapshot = |index: u64, term: u64| Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(term),
+            membership: Membership::new([NodeId(1), NodeId(2), NodeId(3)]),
+        },
+        data: Bytes::from(format!("state at {index}@{term}")),
+    };
+    let (leader, follower) = (temp(), temp());
+    {
+        let (mut s, _) = Storage::open(&leader.0).unwrap();
+        s.persist(None, &entries(1, 10, 2)).unwrap();
+        s.save_snapshot(&snapshot(10, 2)).unwrap();
+        let (mut s, _) = Storage::open(&follower.0).unwrap();
+        s.persist(None, &entries(1, 20, 1)).unwrap();
+    }
+    // The state a crash leaves between the two steps of an install.
+    let name = format!("{:020}.snap", 10);
+    std::fs::create_dir_all(follower.0.join("snapshots")).unwrap();
+    std::fs::copy(leader.0.join("snapshots").join(&name), follower.0.join("snapshots").join(&name))
+        .unwrap();
+    // And a newer snapshot that a crash left half-written is ignored.
+    let partial = format!("{:020}.snap.tmp", 30);
+    std::fs::write(follower.0.join("snapshots").join(&partial), b"WRNSNAPF half").unwrap();
+    let (_, restored) = Storage::open(&follower.0).unwrap();
+    assert_eq!(restored.snapshot, Some(snapshot(10, 2)));
+    assert_eq!(restored.entries, vec![], "entries of another history survived the install");
+    assert!(!follower.0.join("snapshots").join(&partial).exists(), "the partial file stays");
+    let (mut s, restored) = Storage::open(&leader.0).unwrap();
+    assert_eq!(restored.snapshot, Some(snapshot(10, 2)));
+    s.persist(None, &entries(11, 12, 2)).unwrap();
+    drop(s);
+    let (_, restored) = Storage::open(&leader.0).unwrap();
+    assert_eq!(restored.entries, entries(11, 12, 2));
+}
+
+#[test]
 fn damaged_engine_files_never_panic_or_serve_bad_entries() {
     // Proves that bytes flipped or cut anywhere in fjall's files give either
     // a clear error or a contiguous log of intact entries from the start —

@@ -5,8 +5,9 @@
 //!   time, until a response (or the next heartbeat) unpauses it.
 //! - Replicate: the follower is keeping up; appends are pipelined, at most
 //!   `max_inflight` messages unacknowledged.
-//! - Snapshot: a snapshot is on its way; nothing else is sent until it is
-//!   acknowledged.
+//! - Snapshot: a snapshot is streaming to the follower in chunks, at most a
+//!   window of bytes unacknowledged; no append is sent until it is
+//!   installed.
 
 use crate::consensus::types::LogIndex;
 use std::collections::VecDeque;
@@ -15,7 +16,21 @@ use std::collections::VecDeque;
 pub(crate) enum State {
     Probe,
     Replicate,
-    Snapshot { index: LogIndex },
+    Snapshot(Streaming),
+}
+
+/// A snapshot transfer to one follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Streaming {
+    /// The snapshot's index.
+    pub index: LogIndex,
+    /// Bytes sent, and bytes the follower acknowledged holding.
+    pub sent: u64,
+    pub acked: u64,
+    /// `acked` at the last stall check (none before the first): no progress
+    /// between two checks, a whole election timeout, means chunks or
+    /// acknowledgements were lost.
+    pub acked_at_check: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -48,14 +63,14 @@ impl Progress {
         match self.state {
             State::Probe => self.probe_sent,
             State::Replicate => self.inflight.len() >= max_inflight,
-            State::Snapshot { .. } => true,
+            State::Snapshot(_) => true,
         }
     }
 
     pub(crate) fn become_probe(&mut self) {
         // After a snapshot, resume right after it.
         let floor = match self.state {
-            State::Snapshot { index } => index,
+            State::Snapshot(streaming) => streaming.index,
             _ => self.matched,
         };
         self.state = State::Probe;
@@ -72,7 +87,7 @@ impl Progress {
     }
 
     pub(crate) fn become_snapshot(&mut self, index: LogIndex) {
-        self.state = State::Snapshot { index };
+        self.state = State::Snapshot(Streaming { index, sent: 0, acked: 0, acked_at_check: None });
         self.probe_sent = false;
         self.inflight.clear();
     }
@@ -87,7 +102,7 @@ impl Progress {
                 }
             }
             State::Probe => self.probe_sent = true,
-            State::Snapshot { .. } => {}
+            State::Snapshot(_) => {}
         }
     }
 
@@ -129,7 +144,7 @@ impl Progress {
                 self.probe_sent = false;
                 true
             }
-            State::Snapshot { .. } => false,
+            State::Snapshot(_) => false,
         }
     }
 }

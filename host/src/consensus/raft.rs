@@ -49,6 +49,10 @@ pub struct Config {
     /// Entries and payload bytes per append: bounds message size.
     pub max_entries_per_append: usize,
     pub max_bytes_per_append: usize,
+    /// Bytes per snapshot chunk, and chunks unacknowledged per follower:
+    /// bound message size and what a transfer keeps in flight.
+    pub snapshot_chunk_bytes: usize,
+    pub snapshot_chunks_in_flight: usize,
     /// Seeds the election-timeout draws.
     pub seed: u64,
     /// Simulator checker tests only: commit an entry of an earlier term by
@@ -69,6 +73,8 @@ impl Config {
             max_inflight: 64,
             max_entries_per_append: 1024,
             max_bytes_per_append: 1 << 20,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_chunks_in_flight: 4,
             seed,
             unsafe_commit_by_count: false,
         }
@@ -136,6 +142,8 @@ pub struct Raft {
     /// The latest snapshot with its bytes, sent to followers that are too
     /// far behind.
     snapshot: Option<Snapshot>,
+    /// Follower: the snapshot being received from the leader, in chunks.
+    receiving: Option<Receiving>,
     /// Leader: every other voter's progress.
     progress: BTreeMap<NodeId, Progress>,
     /// (Pre-)candidate: the answers so far.
@@ -162,6 +170,15 @@ pub struct Raft {
     in_flight: Option<InFlight>,
 }
 
+/// A snapshot arriving in chunks: bytes so far, from which leader and term.
+struct Receiving {
+    from: NodeId,
+    term: Term,
+    meta: SnapshotMeta,
+    total: u64,
+    data: Vec<u8>,
+}
+
 struct InFlight {
     last_entry: Option<LogIndex>,
     snapshot: Option<LogIndex>,
@@ -171,6 +188,7 @@ struct InFlight {
 impl Raft {
     pub fn new(config: Config, restored: Restored) -> Raft {
         assert!(config.heartbeat_tick > 0 && config.heartbeat_tick < config.election_tick);
+        assert!(config.snapshot_chunk_bytes > 0 && config.snapshot_chunks_in_flight > 0);
         assert!(config.voters.contains(&config.id), "{} is not a voter", config.id);
         let membership = match &restored.snapshot {
             Some(s) if !s.meta.membership.is_empty() => s.meta.membership.clone(),
@@ -189,6 +207,7 @@ impl Raft {
             leader: None,
             log,
             snapshot: restored.snapshot,
+            receiving: None,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
             election_elapsed: 0,
@@ -426,9 +445,12 @@ impl Raft {
                 self.log.commit_to(commit.min(self.log.last_index()));
                 self.send(m.from, Body::HeartbeatResponse { read });
             }
-            Body::InstallSnapshot { snapshot } => {
+            Body::InstallSnapshot { meta, total, offset, chunk } => {
                 self.become_follower(self.term, Some(m.from));
-                self.handle_snapshot(m.from, snapshot);
+                self.handle_snapshot_chunk(m.from, meta, total, offset, chunk);
+            }
+            Body::SnapshotAck { index, received } if self.role == Role::Leader => {
+                self.handle_snapshot_ack(m.from, index, received);
             }
             Body::TimeoutNow if self.role != Role::Leader => self.campaign(false, true),
             Body::ReadIndex { ctx } if self.role == Role::Leader => {
@@ -514,6 +536,7 @@ impl Raft {
         if term > self.term {
             self.term = term;
             self.vote = None;
+            self.receiving = None;
         }
         if self.role == Role::Follower && self.leader == leader && leader.is_some() {
             self.election_elapsed = 0;
@@ -540,6 +563,7 @@ impl Raft {
             self.term = Term(self.term.0 + 1);
             self.vote = Some(self.id());
             self.role = Role::Candidate;
+            self.receiving = None;
             self.term
         };
         self.leader = None;
@@ -662,21 +686,67 @@ impl Raft {
         }
     }
 
-    fn handle_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
-        let index = snapshot.meta.index;
+    /// One chunk of the leader's snapshot. Chunks are taken strictly in
+    /// order; anything else is answered with what this replica holds, so the
+    /// leader resumes from there. Nothing changes until the last byte
+    /// arrives; then the snapshot replaces the log in one step.
+    fn handle_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        total: u64,
+        offset: u64,
+        chunk: Bytes,
+    ) {
+        let index = meta.index;
         if index <= self.log.committed {
+            self.receiving = None;
             let committed = self.log.committed;
             self.send_persisted(from, Body::AppendResponse { index: committed, reject: None });
             return;
         }
-        if self.log.term(index) == Some(snapshot.meta.term) {
+        if self.log.term(index) == Some(meta.term) {
             // The log already holds the snapshot's last entry: just commit.
+            self.receiving = None;
             self.log.commit_to(index);
-        } else {
-            self.membership = snapshot.meta.membership.clone();
-            self.log.install(snapshot.clone());
-            self.snapshot = Some(snapshot);
+            self.send_persisted(from, Body::AppendResponse { index, reject: None });
+            return;
         }
+        let term = self.term;
+        let same = self.receiving.as_ref().is_some_and(|r| {
+            r.from == from && r.term == term && r.meta == meta && r.total == total
+        });
+        if !same {
+            if offset != 0 {
+                self.send(from, Body::SnapshotAck { index, received: 0 });
+                return;
+            }
+            self.receiving = Some(Receiving { from, term, meta, total, data: Vec::new() });
+        }
+        let Some(receiving) = self.receiving.as_mut() else { return };
+        let received = receiving.data.len() as u64;
+        let fits = chunk.len() as u64 <= total - received;
+        if offset != received || !fits || (chunk.is_empty() && received < total) {
+            self.send(from, Body::SnapshotAck { index, received });
+            return;
+        }
+        let data = if receiving.data.is_empty() && chunk.len() as u64 == total {
+            // The whole snapshot in one chunk: no copy.
+            chunk
+        } else {
+            receiving.data.extend_from_slice(&chunk);
+            let received = receiving.data.len() as u64;
+            if received < total {
+                self.send(from, Body::SnapshotAck { index, received });
+                return;
+            }
+            Bytes::from(std::mem::take(&mut receiving.data))
+        };
+        let Some(receiving) = self.receiving.take() else { return };
+        let snapshot = Snapshot { meta: receiving.meta, data };
+        self.membership = snapshot.meta.membership.clone();
+        self.log.install(snapshot.clone());
+        self.snapshot = Some(snapshot);
         self.send_persisted(from, Body::AppendResponse { index, reject: None });
     }
 
@@ -703,10 +773,16 @@ impl Raft {
         if self.election_elapsed >= self.config.election_tick {
             self.election_elapsed = 0;
             for p in self.progress.values_mut() {
-                // A snapshot unacknowledged for a whole timeout was lost:
-                // probe again (which resends it if still needed).
-                if matches!(p.state, State::Snapshot { .. }) {
-                    p.become_probe();
+                // A snapshot transfer that made no progress for a whole
+                // timeout lost a chunk or an acknowledgement: probe again,
+                // which restarts it (the follower answers the first chunk
+                // with what it holds, and the transfer resumes there).
+                if let State::Snapshot(streaming) = &mut p.state {
+                    if streaming.acked_at_check == Some(streaming.acked) {
+                        p.become_probe();
+                    } else {
+                        streaming.acked_at_check = Some(streaming.acked);
+                    }
                 }
             }
         }
@@ -784,16 +860,76 @@ impl Raft {
         true
     }
 
+    /// Starts streaming the latest snapshot to `to`.
     fn send_snapshot(&mut self, to: NodeId) -> bool {
         // Entries are only compacted below a snapshot, and `next` never
         // passes the last index (checked on every acknowledgement).
-        let Some(snapshot) = self.snapshot.clone() else {
+        let Some(snapshot) = &self.snapshot else {
             unreachable!("no term for {to}'s previous index and no snapshot to send");
         };
         let index = snapshot.meta.index;
-        self.send(to, Body::InstallSnapshot { snapshot });
         self.progress.get_mut(&to).expect("progress of a follower").become_snapshot(index);
+        self.send_snapshot_chunk(to);
+        self.send_snapshot_chunks(to);
         true
+    }
+
+    /// Sends `to` the next chunks of its snapshot transfer, up to the window.
+    fn send_snapshot_chunks(&mut self, to: NodeId) {
+        let window =
+            (self.config.snapshot_chunks_in_flight * self.config.snapshot_chunk_bytes) as u64;
+        loop {
+            let (Some(snapshot), Some(p)) = (&self.snapshot, self.progress.get(&to)) else {
+                return;
+            };
+            let State::Snapshot(streaming) = p.state else { return };
+            if streaming.index != snapshot.meta.index {
+                // A newer snapshot replaced the one being sent: send that.
+                self.send_snapshot(to);
+                return;
+            }
+            let total = snapshot.data.len() as u64;
+            if streaming.sent >= total || streaming.sent - streaming.acked >= window {
+                return;
+            }
+            self.send_snapshot_chunk(to);
+        }
+    }
+
+    /// Sends the chunk of the snapshot at `to`'s transfer position.
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let (Some(snapshot), Some(p)) = (&self.snapshot, self.progress.get_mut(&to)) else {
+            return;
+        };
+        let State::Snapshot(streaming) = &mut p.state else { return };
+        let total = snapshot.data.len() as u64;
+        let offset = streaming.sent.min(total);
+        let end = (offset + self.config.snapshot_chunk_bytes as u64).min(total);
+        streaming.sent = end;
+        let body = Body::InstallSnapshot {
+            meta: snapshot.meta.clone(),
+            total,
+            offset,
+            chunk: snapshot.data.slice(offset as usize..end as usize),
+        };
+        self.send(to, body);
+    }
+
+    /// A follower holds the first `received` bytes of the snapshot at
+    /// `index`: continue from there.
+    fn handle_snapshot_ack(&mut self, from: NodeId, index: LogIndex, received: u64) {
+        let Some(p) = self.progress.get_mut(&from) else { return };
+        p.last_heard = self.leader_ticks;
+        let State::Snapshot(streaming) = &mut p.state else { return };
+        // An acknowledgement behind the last one is stale (reordered), or the
+        // follower lost what it held (restarted); the stall check restarts
+        // the transfer then.
+        if streaming.index != index || received <= streaming.acked {
+            return;
+        }
+        streaming.acked = received;
+        streaming.sent = streaming.sent.max(received);
+        self.send_snapshot_chunks(from);
     }
 
     fn bcast_append(&mut self) {
@@ -829,7 +965,7 @@ impl Raft {
             }
             None => {
                 let was = progress.state;
-                if !progress.acknowledge(index) && !matches!(was, State::Snapshot { .. }) {
+                if !progress.acknowledge(index) && !matches!(was, State::Snapshot(_)) {
                     // Stale, or nothing new: still try to send more.
                     if progress.next <= self.log.last_index() {
                         self.send_append(from);
@@ -838,7 +974,7 @@ impl Raft {
                 }
                 match progress.state {
                     State::Probe => progress.become_replicate(),
-                    State::Snapshot { index: sent } if progress.matched >= sent => {
+                    State::Snapshot(streaming) if progress.matched >= streaming.index => {
                         progress.become_probe()
                     }
                     _ => {}

@@ -151,8 +151,20 @@ pub enum Body {
     HeartbeatResponse {
         read: Option<u64>,
     },
+    /// Bytes `offset .. offset + chunk.len()` of the leader's snapshot
+    /// `meta`, `total` bytes long. A follower assembles the chunks in order
+    /// and installs the snapshot only once it has every byte.
     InstallSnapshot {
-        snapshot: Snapshot,
+        meta: SnapshotMeta,
+        total: u64,
+        offset: u64,
+        chunk: Bytes,
+    },
+    /// The follower holds the first `received` bytes of the snapshot at
+    /// `index` and expects the chunk starting there.
+    SnapshotAck {
+        index: LogIndex,
+        received: u64,
     },
     /// A follower asks the leader for a read index on behalf of `ctx`.
     ReadIndex {

@@ -76,6 +76,8 @@ pub struct SimReport {
     pub trace: Vec<String>,
     pub committed: u64,
     pub elections: u64,
+    /// Snapshots followers received from a leader (in chunks) and installed.
+    pub snapshots_installed: u64,
     pub max_term: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
@@ -94,10 +96,11 @@ impl SimReport {
 
     pub fn summary(&self) -> String {
         format!(
-            "seed {}: {} committed, {} elections (max term {}), {} ops ok, {} indeterminate, {} faults ({} crashes); linearizability: {}; {}",
+            "seed {}: {} committed, {} elections (max term {}), {} snapshots installed, {} ops ok, {} indeterminate, {} faults ({} crashes); linearizability: {}; {}",
             self.seed,
             self.committed,
             self.elections,
+            self.snapshots_installed,
             self.max_term,
             self.ops_ok,
             self.ops_indeterminate,
@@ -212,6 +215,11 @@ impl Sim {
                 // commitment bugs hide.
                 raft.max_inflight = rng.between(1, 16) as usize;
                 raft.max_entries_per_append = *rng.pick(&[1, 2, 4, 16, 64]);
+                // So do snapshot chunks: most runs stream a snapshot in many
+                // small chunks, so loss, reordering and crashes land
+                // mid-transfer.
+                raft.snapshot_chunk_bytes = *rng.pick(&[64, 256, 4096, 1 << 20]);
+                raft.snapshot_chunks_in_flight = rng.between(1, 4) as usize;
                 SimNode::new(raft, config.snapshot_every, config.bug_ack_before_sync)
             })
             .collect();
@@ -713,6 +721,7 @@ impl Sim {
     fn finish(mut self) -> SimReport {
         self.check_log_matching();
         self.report.committed = self.committed.len() as u64;
+        self.report.snapshots_installed = self.nodes.iter().map(|x| x.snapshots_installed).sum();
         if !self.stopped && !self.converged() {
             let states: Vec<String> = self
                 .nodes

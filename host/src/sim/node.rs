@@ -104,6 +104,8 @@ pub(crate) struct SimNode {
     /// Planted bug: send acknowledgements before the disk sync completes.
     ack_before_sync: bool,
     pub generation: u64,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: u64,
 }
 
 impl SimNode {
@@ -123,6 +125,7 @@ impl SimNode {
             snapshot_every,
             ack_before_sync,
             generation: 0,
+            snapshots_installed: 0,
         };
         node.restart();
         node
@@ -295,6 +298,7 @@ impl SimNode {
             // cannot see: their clients time out.
             let index = snapshot.meta.index;
             self.writes.retain(|&i, _| i > index);
+            self.snapshots_installed += 1;
         }
         for entry in ready.committed {
             self.apply(entry, out);

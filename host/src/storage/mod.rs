@@ -19,7 +19,7 @@ mod snapshot_file;
 
 pub use restart::{RestartError, rebuild, state_entry};
 
-use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot};
+use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot, Term};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use record::{
     RecordError, decode_entry, decode_hard_state, encode_entry, encode_hard_state, key_index,
@@ -123,7 +123,8 @@ impl Storage {
             poisoned: false,
         };
         let hard_state = storage.recover_hard_state()?;
-        let after = snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        let after =
+            snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.meta.index, s.meta.term));
         let entries = storage.recover_log(after)?;
         Ok((storage, Restored { hard_state, snapshot, entries }))
     }
@@ -251,14 +252,20 @@ impl Storage {
         }
     }
 
-    /// Reads the log after `after` (the snapshot's index), checking every
-    /// record and that indexes are contiguous. A bad last record is a torn
-    /// tail: it is removed. Entries the snapshot covers are dropped.
-    fn recover_log(&mut self, after: LogIndex) -> Result<Vec<LogEntry>, StorageError> {
+    /// Reads the log after `after` (the snapshot's index and term),
+    /// checking every record and that indexes are contiguous. A bad last
+    /// record is a torn tail: it is removed. Entries the snapshot covers are
+    /// dropped. If the stored entry at the snapshot's index has another term
+    /// (a crash while installing a leader's snapshot, after the snapshot file
+    /// but before the log was cleared), every entry after it belongs to
+    /// another history and is dropped too, as Raft's install rule says.
+    fn recover_log(&mut self, after: (LogIndex, Term)) -> Result<Vec<LogEntry>, StorageError> {
+        let (after, after_term) = after;
         let engine = |source| StorageError::Engine { dir: self.dir.clone(), source };
         let mut entries: Vec<LogEntry> = Vec::new();
         let mut bad: Option<(LogIndex, RecordError)> = None;
         let mut covered = Vec::new();
+        let mut diverged = false;
         for item in self.log.iter() {
             let (key, value) = item.into_inner().map_err(engine)?;
             let Some(index) = key_index(&key) else {
@@ -276,7 +283,10 @@ impl Storage {
                     why: format!("{why:?}"),
                 });
             }
-            if index <= after {
+            if index == after {
+                diverged = decode_entry(index, &value).map_or(true, |e| e.term != after_term);
+            }
+            if index <= after || diverged {
                 covered.push(index);
                 continue;
             }

@@ -56,8 +56,17 @@ pub(crate) fn write(dir: &Path, snapshot: &Snapshot, keep: usize) -> Result<(), 
     Ok(())
 }
 
-/// The newest snapshot in `dir`, verified, or none.
+/// The newest snapshot in `dir`, verified, or none. A half-written
+/// snapshot (a crash before its rename) is removed.
 pub(crate) fn latest(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_str().is_some_and(|n| n.ends_with(".snap.tmp")) {
+                fs::remove_file(entry.path())
+                    .map_err(|source| StorageError::Io { dir: dir.to_owned(), source })?;
+            }
+        }
+    }
     let mut all = match list(dir) {
         Ok(all) => all,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

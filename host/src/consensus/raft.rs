@@ -439,6 +439,11 @@ impl Raft {
                 assert_ne!(self.role, Role::Leader, "two leaders in term {}", self.term);
                 self.become_follower(self.term, Some(m.from));
                 self.handle_append(m.from, prev_index, prev_term, entries, commit);
+                // The log caught up past a snapshot being received: the
+                // partial copy is useless, so free it.
+                if self.receiving.as_ref().is_some_and(|r| r.meta.index <= self.log.committed) {
+                    self.receiving = None;
+                }
             }
             Body::Heartbeat { commit, read } => {
                 self.become_follower(self.term, Some(m.from));

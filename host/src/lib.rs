@@ -12,6 +12,7 @@ pub mod rng;
 pub mod sim;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod watch;
 
 pub use limits::Limits;

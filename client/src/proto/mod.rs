@@ -8,6 +8,7 @@ mod event;
 mod ids;
 mod op;
 mod stat;
+pub mod wire;
 
 pub use acl::{Acl, Id, Perms};
 pub use error::{AclError, ApiError, BadArgument, ErrorCode, PathError, PermsName};

@@ -1,0 +1,1 @@
+//! Mutual TLS for peer and client connections (being written).

@@ -38,7 +38,8 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// A frame body's message.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     let mut reader = body;
-    let message = ciborium::from_reader(&mut reader).map_err(|e| FrameError::Decode(e.to_string()))?;
+    let message =
+        ciborium::from_reader(&mut reader).map_err(|e| FrameError::Decode(e.to_string()))?;
     if !reader.is_empty() {
         return Err(FrameError::Decode(format!("{} bytes after the message", reader.len())));
     }

@@ -6,7 +6,9 @@
 
 pub mod consensus;
 pub mod demo;
+pub mod dev;
 pub mod limits;
+pub mod node;
 pub mod path;
 pub mod rng;
 pub mod sim;

@@ -1,6 +1,8 @@
 //! The `warren` binary: turns command lines into calls on the library and
 //! errors into one sentence and an exit code. Only this file prints.
 
+mod commands;
+
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,16 +21,61 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    #[command(flatten)]
+    client: commands::ClientArgs,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Apply a scripted workload to the replicated state machine and print
-    /// the resulting tree (the cluster commands arrive with the node driver).
+    /// Runs a node: `warren serve --config node.toml`.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Runs a local cluster for trying Warren out: certificates, configs and
+    /// one process per node in DIR, until interrupted. Run again, it resumes.
+    Dev {
+        #[arg(long, default_value = "./warren-dev")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+    #[command(flatten)]
+    Client(commands::ClientCmd),
+    /// Apply a scripted workload to the replicated state machine alone and
+    /// print the resulting tree.
     Demo,
+    /// Create and issue the cluster's TLS certificates.
+    #[command(subcommand)]
+    Certs(CertsCmd),
     /// Tools for testing storage (not for production use).
     #[command(hide = true, subcommand)]
     Debug(DebugCmd),
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// Creates a new cluster CA in DIR and certificates for the listed nodes
+    /// and clients, signed by it. Refuses to overwrite existing files.
+    Init {
+        /// The certs directory (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node names, comma-separated: n1,n2,n3.
+        #[arg(long, required = true, value_delimiter = ',', value_parser = parse_node_arg)]
+        nodes: Vec<u64>,
+        /// Client names, comma-separated: admin,app.
+        #[arg(long, value_delimiter = ',')]
+        clients: Vec<String>,
+    },
+    /// Issues a client certificate NAME.pem and key NAME.key from the CA in DIR.
+    AddClient {
+        /// The client's name: its certificate's CN, seen by ACLs as CN=NAME.
+        name: String,
+        /// The certs directory holding ca.pem and ca.key.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -45,10 +92,25 @@ enum DebugCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
+        Cmd::Serve { config } => runtime().and_then(|rt| rt.block_on(commands::serve(&config))),
+        Cmd::Dev { dir, nodes } => runtime().and_then(|rt| rt.block_on(commands::dev(&dir, nodes))),
+        Cmd::Client(cmd) => {
+            runtime().and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))
+        }
         Cmd::Demo => {
             print!("{}", warren::demo::run());
             Ok(())
+        }
+        Cmd::Certs(CertsCmd::Init { dir, nodes, clients }) => {
+            let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+            print_written(warren::tls::init_certs(&dir, &nodes, &clients))
+        }
+        Cmd::Certs(CertsCmd::AddClient { name, dir }) => {
+            print_written(warren::tls::add_client(&dir, &name))
         }
         Cmd::Debug(DebugCmd::AppendLoop { dir, batch }) => append_loop(&dir, batch),
     };
@@ -59,6 +121,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn parse_node_arg(s: &str) -> Result<u64, String> {
+    warren::tls::parse_node_name(s)
+        .ok_or_else(|| format!("{s:?} is not a node name; node names are n1, n2, n3, ..."))
+}
+
+/// One line per file written by a `certs` command.
+fn print_written(written: Result<Vec<PathBuf>, warren::tls::TlsError>) -> Result<(), String> {
+    for path in written.map_err(|e| e.to_string())? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn append_loop(dir: &std::path::Path, batch: u64) -> Result<(), String> {

@@ -49,7 +49,6 @@ pub struct Rearm {
 /// Watches per path and per session. Drive it with `add`/`remove` as
 /// sessions ask, `fire` for every trigger of every applied entry (in order),
 /// and `remove_session` when a session ends or leaves this server.
-#[derive(Default)]
 pub struct WatchTable {
     /// Path → (session → kind bits).
     by_path: HashMap<String, HashMap<SessionId, u8>>,
@@ -68,13 +67,25 @@ struct SessionWatches {
     count: usize,
 }
 
+impl Default for WatchTable {
+    /// A table with the standard per-session bound.
+    fn default() -> WatchTable {
+        WatchTable::new()
+    }
+}
+
 impl WatchTable {
     pub fn new() -> WatchTable {
         WatchTable::with_limit(WATCHES_PER_SESSION_MAX)
     }
 
     pub fn with_limit(per_session_max: usize) -> WatchTable {
-        WatchTable { per_session_max, ..WatchTable::default() }
+        WatchTable {
+            by_path: HashMap::new(),
+            by_session: HashMap::new(),
+            recursive: 0,
+            per_session_max,
+        }
     }
 
     /// Sets a watch. Setting one a session already holds is a no-op.

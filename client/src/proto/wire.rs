@@ -97,15 +97,31 @@ pub enum Request {
 /// The reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Read {
-    GetData { path: String, watch: bool },
+    GetData {
+        path: String,
+        watch: bool,
+    },
     /// Sets a data watch even when the node does not exist.
-    Exists { path: String, watch: bool },
+    Exists {
+        path: String,
+        watch: bool,
+    },
     /// Children sorted by name, at most a page, starting after `after`.
-    GetChildren { path: String, watch: bool, after: Option<String> },
-    GetAcl { path: String },
+    GetChildren {
+        path: String,
+        watch: bool,
+        after: Option<String>,
+    },
+    GetAcl {
+        path: String,
+    },
     /// The session's ephemeral nodes under `prefix`.
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
 }
 
 /// What a server sends.
@@ -117,7 +133,11 @@ pub enum ServerFrame {
     Refused(Refusal),
     /// The answer to the request `xid`, with the zxid the server had applied
     /// when it answered.
-    Response { xid: u64, zxid: Zxid, result: Result<Answer, Failure> },
+    Response {
+        xid: u64,
+        zxid: Zxid,
+        result: Result<Answer, Failure>,
+    },
     Event(WatchedEvent),
     Pong,
     /// The session was closed at the client's request.
@@ -167,6 +187,10 @@ pub enum Goodbye {
     Expired { session: SessionId },
     #[error("the server is shutting down; connect to another")]
     ShuttingDown,
+    #[error("the server caught up from a snapshot; connect again to re-arm watches")]
+    Resync,
+    #[error("the request could not be carried out ({0}); connect again and retry")]
+    Unavailable(String),
     #[error("the client sent a bad frame: {0}")]
     BadFrame(String),
 }
@@ -182,8 +206,15 @@ pub enum Answer {
         stat: Stat,
     },
     Exists(Option<Stat>),
-    Children { names: Vec<String>, stat: Stat, more: bool },
-    Acl { acl: Vec<Acl>, stat: Stat },
+    Children {
+        names: Vec<String>,
+        stat: Stat,
+        more: bool,
+    },
+    Acl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
     Ephemerals(Vec<String>),
     Count(u64),
     Synced,

@@ -3,10 +3,11 @@
 //! members safely) can change the quorum rule in one place.
 
 use crate::consensus::types::{LogIndex, NodeId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The voters of the cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     voters: BTreeSet<NodeId>,
 }

@@ -4,18 +4,25 @@
 
 use crate::consensus::membership::Membership;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A replica of the cluster.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct NodeId(pub u64);
 
 /// An election term. Strictly increasing per replica; at most one leader each.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Term(pub u64);
 
 /// A position in the replicated log, from 1. It is also the zxid of the entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct LogIndex(pub u64);
 
 impl LogIndex {
@@ -48,7 +55,7 @@ impl fmt::Display for LogIndex {
 }
 
 /// What an entry carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EntryKind {
     /// A new leader's first entry: it commits everything before it.
     Noop,
@@ -57,7 +64,7 @@ pub enum EntryKind {
 }
 
 /// One log entry, stamped by the leader that created it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogEntry {
     pub index: LogIndex,
     pub term: Term,
@@ -78,7 +85,7 @@ impl LogEntry {
 }
 
 /// What must be durable before a vote or an acknowledgement is sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HardState {
     pub term: Term,
     pub vote: Option<NodeId>,
@@ -86,7 +93,7 @@ pub struct HardState {
 }
 
 /// Where a snapshot stands in the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub index: LogIndex,
     pub term: Term,
@@ -94,7 +101,7 @@ pub struct SnapshotMeta {
 }
 
 /// A state machine snapshot: its place in the log and its bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
     pub data: Bytes,
@@ -102,7 +109,7 @@ pub struct Snapshot {
 
 /// A message between replicas. `term` is the sender's term (for a pre-vote
 /// request, the term it would campaign in).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub from: NodeId,
     pub to: NodeId,
@@ -111,7 +118,7 @@ pub struct Message {
 }
 
 /// The kinds of message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
     PreVote {
         last_index: LogIndex,

@@ -87,6 +87,14 @@ pub struct Storage {
     poisoned: bool,
 }
 
+/// Writes a snapshot file durably into `dir` (a [`Storage::snapshots_dir`])
+/// and keeps the newest three: what [`Storage::save_snapshot`] does first,
+/// callable from a thread of its own so applies go on meanwhile. Follow it
+/// with [`Storage::snapshot_saved`].
+pub fn write_snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    snapshot_file::write(dir, snapshot, 3)
+}
+
 impl Storage {
     /// Opens (creating if needed) the data directory `dir`, locks it, and
     /// recovers: the hard state, the latest snapshot, and the log entries
@@ -178,9 +186,22 @@ impl Storage {
     /// the last few, and compacts the log up to its index.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.check_poisoned()?;
-        let result = snapshot_file::write(&self.dir.join("snapshots"), snapshot, 3);
+        let result = write_snapshot_file(&self.snapshots_dir(), snapshot);
         self.poison_on_err(result)?;
-        self.compact(snapshot.meta.index)
+        self.snapshot_saved(snapshot.meta.index)
+    }
+
+    /// Where snapshot files live, for [`write_snapshot_file`] on another
+    /// thread.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
+    }
+
+    /// A snapshot at `index` is durable (written by [`write_snapshot_file`]):
+    /// compacts the log up to it.
+    pub fn snapshot_saved(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        self.compact(index)
     }
 
     /// Installs a snapshot from the leader: it replaces the whole log.

@@ -1,0 +1,185 @@
+//! A running node (`warren serve`): the pure cores behind a driver.
+//!
+//! - `config` — the node's configuration file, checked at start.
+//! - `core` — the core thread: consensus, state machine, storage, sessions
+//!   and watches, fed by one queue.
+//! - `peer` — links between members over QUIC.
+//! - `server` — client connections over QUIC.
+//!
+//! [`serve`] opens the data directory (recovering it), rebuilds the state
+//! machine, binds one UDP endpoint for both peers and clients (told apart by
+//! ALPN, both with mutual TLS), starts the core and a ticker, and runs
+//! until the process is told to stop or the core fails.
+
+pub mod config;
+pub(crate) mod core;
+pub(crate) mod peer;
+pub(crate) mod server;
+
+pub use config::{ConfigError, NodeConfig, Timing};
+pub use core::CoreError;
+
+use crate::storage::{RestartError, Storage, StorageError, rebuild};
+use crate::tls::{self, Tls, TlsError};
+use core::{Core, Input};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// Inputs queued for the core before senders wait: the node-wide bound on
+/// work accepted and not yet handled.
+const CORE_QUEUE: usize = 65_536;
+
+/// Why a node could not start or stopped.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("the data directory does not restore: {0}")]
+    Restart(#[from] RestartError),
+    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    #[error("the core thread stopped unexpectedly: {0}")]
+    Crashed(String),
+}
+
+/// Runs a node until SIGINT or SIGTERM (clean stop) or a failure.
+pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
+    let tls = Arc::new(Tls::load(&config.tls)?);
+    let (storage, restored) = Storage::open(&config.data_dir)?;
+    let sm = rebuild(&restored, config.limits)?;
+    let endpoint = quinn::Endpoint::server(tls.server_config(), config.listen)
+        .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+
+    let (inputs_tx, inputs) = mpsc::channel(CORE_QUEUE);
+    let mut peers = BTreeMap::new();
+    for (&id, &addr) in &config.peers {
+        let (tx, rx) = mpsc::channel(peer::PEER_QUEUE);
+        peers.insert(id, tx);
+        tokio::spawn(peer::link(
+            endpoint.clone(),
+            tls.peer_client_config(),
+            config.id,
+            id,
+            addr,
+            rx,
+        ));
+    }
+    let core = Core::new(&config, storage, restored, sm, inputs, inputs_tx.clone(), peers);
+    let mut core = tokio::task::spawn_blocking(move || core.run());
+
+    let tick = Duration::from_millis(config.timing.tick_ms);
+    let ticker = inputs_tx.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if ticker.send(Input::Tick).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let members = config.members();
+    let accept = {
+        let endpoint = endpoint.clone();
+        let inputs = inputs_tx.clone();
+        let ids = Arc::new(AtomicU64::new(1));
+        async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let inputs = inputs.clone();
+                let members = members.clone();
+                let ids = ids.clone();
+                tokio::spawn(async move {
+                    let conn = match incoming.await {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            tracing::debug!("handshake failed: {e}");
+                            return;
+                        }
+                    };
+                    if peer::is_peer_alpn(tls::negotiated_alpn(&conn).as_deref()) {
+                        peer::serve_incoming(conn, members, inputs).await;
+                    } else {
+                        server::serve_client(conn, inputs, ids).await;
+                    }
+                });
+            }
+        }
+    };
+    tokio::spawn(accept);
+
+    let reload = {
+        let tls = tls.clone();
+        let endpoint = endpoint.clone();
+        async move { reload_on_hangup(tls, endpoint).await }
+    };
+    tokio::spawn(reload);
+
+    drop(inputs_tx);
+    let stop = shutdown_signal();
+    tokio::select! {
+        result = &mut core => {
+            endpoint.close(0u32.into(), b"node stopped");
+            match result {
+                Ok(result) => result.map_err(NodeError::from),
+                Err(e) => Err(NodeError::Crashed(e.to_string())),
+            }
+        }
+        () = stop => {
+            endpoint.close(0u32.into(), b"shutting down");
+            endpoint.wait_idle().await;
+            Ok(())
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reloads certificates and the CA on SIGHUP: new handshakes use them.
+async fn reload_on_hangup(tls: Arc<Tls>, endpoint: quinn::Endpoint) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    endpoint.set_server_config(Some(tls.server_config()));
+                    tracing::info!("certificates reloaded");
+                }
+                Err(e) => tracing::warn!("certificates not reloaded: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tls, endpoint);
+    }
+}

@@ -1,0 +1,113 @@
+//! Client connections (ALPN `warren-client/1`): every bidirectional stream
+//! is one session. A reader hands the stream's frames to the core; a writer
+//! sends what the core queued for it, in order, several frames per write.
+//! The identity x509 ACLs see is the subject of the client's certificate.
+
+use crate::node::core::{ConnId, Input, OUTBOX_FRAMES, Outbox};
+use crate::tls;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use warren_client::frame::{self, FRAME_BYTES_MAX};
+use warren_client::wire::{ClientFrame, Goodbye, Refusal, ServerFrame};
+
+/// Serves the session streams of one client connection.
+pub(crate) async fn serve_client(
+    conn: quinn::Connection,
+    core: mpsc::Sender<Input>,
+    ids: Arc<AtomicU64>,
+) {
+    let identity = match tls::peer_identity(&conn) {
+        Ok(identity) => identity,
+        Err(e) => {
+            conn.close(1u32.into(), e.to_string().as_bytes());
+            return;
+        }
+    };
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(session_stream(send, recv, identity.clone(), core.clone(), id));
+    }
+}
+
+async fn session_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    identity: String,
+    core: mpsc::Sender<Input>,
+    id: ConnId,
+) {
+    let hello = match frame::read::<ClientFrame, _>(&mut recv, FRAME_BYTES_MAX).await {
+        Ok(Some(ClientFrame::Hello(hello))) => hello,
+        _ => {
+            let _ = frame::write(&mut send, &ServerFrame::Refused(Refusal::NoHello)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let outbox = Outbox { tx, overflowed: overflowed.clone() };
+    if core.send(Input::Open { conn: id, identity, hello, outbox }).await.is_err() {
+        return;
+    }
+    let mut writer = tokio::spawn(write_frames(send, rx, overflowed));
+    loop {
+        tokio::select! {
+            read = frame::read::<ClientFrame, _>(&mut recv, FRAME_BYTES_MAX) => match read {
+                Ok(Some(frame)) => {
+                    if core.send(Input::Client { conn: id, frame }).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!("client stream {id}: {e}");
+                    break;
+                }
+            },
+            _ = &mut writer => break,
+        }
+    }
+    let _ = core.send(Input::Gone { conn: id }).await;
+}
+
+/// Writes the core's frames until it lets the stream go (or the client
+/// does); a stream cut off for reading too slowly is told so.
+async fn write_frames(
+    mut send: quinn::SendStream,
+    mut rx: mpsc::Receiver<ServerFrame>,
+    overflowed: Arc<AtomicBool>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut last_ends = ends(&first);
+        let mut bytes = frame::encode(&first);
+        while bytes.len() < 256 << 10 && !last_ends {
+            match rx.try_recv() {
+                Ok(next) => {
+                    last_ends = ends(&next);
+                    bytes.extend_from_slice(&frame::encode(&next));
+                }
+                Err(_) => break,
+            }
+        }
+        if send.write_all(&bytes).await.is_err() {
+            return;
+        }
+        if last_ends {
+            break;
+        }
+    }
+    if overflowed.load(Ordering::Relaxed) {
+        let pending = OUTBOX_FRAMES;
+        let _ = frame::write(&mut send, &ServerFrame::Goodbye(Goodbye::TooSlow { pending })).await;
+    }
+    let _ = send.finish();
+    // Let the last frames reach the client before the stream is dropped.
+    let _ = send.stopped().await;
+}
+
+/// Frames after which the stream is over.
+fn ends(frame: &ServerFrame) -> bool {
+    matches!(frame, ServerFrame::Refused(_) | ServerFrame::Goodbye(_) | ServerFrame::Closed)
+}

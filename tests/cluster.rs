@@ -1,0 +1,219 @@
+//! End-to-end tests of a running cluster: real `warren serve` processes on
+//! loopback over QUIC with mutual TLS, real data directories, the real
+//! client library. Each test starts its own 3-node cluster.
+
+mod common;
+
+use common::Cluster;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use warren_client::{Client, CreateMode, Error, EventType};
+
+/// Waits until every member reports the same applied zxid and digest;
+/// returns the digest.
+async fn converged(cluster: &Cluster, ids: &[u64]) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let clients: Vec<Client> = {
+        let mut v = Vec::new();
+        for &id in ids {
+            v.push(cluster.client_of(id).await);
+        }
+        v
+    };
+    loop {
+        let mut seen = BTreeSet::new();
+        for c in &clients {
+            if let Ok(status) = c.status().await {
+                seen.insert((status.applied, status.digest));
+            }
+        }
+        if seen.len() == 1 {
+            return seen.into_iter().next().map(|(_, d)| d).unwrap_or(0);
+        }
+        assert!(std::time::Instant::now() < deadline, "members did not converge: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_every_member_are_read_everywhere_after_sync() {
+    // Proves writes sent to each member (forwarded to the leader) are
+    // applied everywhere: after sync, every member serves all of them.
+    let cluster = Cluster::start("every-member", 3);
+    let mut clients = Vec::new();
+    for id in 1..=3 {
+        clients.push(cluster.client_of(id).await);
+    }
+    for (i, c) in clients.iter().enumerate() {
+        let path =
+            c.create(&format!("/k{i}"), format!("v{i}").as_bytes(), CreateMode::Persistent).await;
+        assert_eq!(path.expect("create through member"), format!("/k{i}"));
+    }
+    for c in &clients {
+        c.sync("/").await.expect("sync");
+        for i in 0..3 {
+            let (data, stat) = c.get_data(&format!("/k{i}")).await.expect("read after sync");
+            assert_eq!(data, format!("v{i}").as_bytes());
+            assert_eq!(stat.version, 0);
+        }
+    }
+    converged(&cluster, &[1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_and_ephemeral_nodes_behave_as_in_zookeeper() {
+    // Proves sequential names count up per parent with ZooKeeper's suffix,
+    // and a session's ephemerals are visible to others until it closes,
+    // then gone on every member.
+    let cluster = Cluster::start("seq-eph", 3);
+    let a = cluster.client_of(1).await;
+    let b = cluster.client_of(2).await;
+    a.create("/q", b"", CreateMode::Persistent).await.expect("parent");
+    let mut names = Vec::new();
+    for c in [&a, &b, &a] {
+        names.push(c.create("/q/item-", b"", CreateMode::PersistentSequential).await.expect("seq"));
+    }
+    assert_eq!(names, ["/q/item-0000000000", "/q/item-0000000001", "/q/item-0000000002"]);
+    let eph = b.create("/q/lock-", b"", CreateMode::EphemeralSequential).await.expect("ephemeral");
+    assert_eq!(eph, "/q/lock-0000000003");
+    assert_eq!(
+        b.create("/q/lock-0000000003/child", b"", CreateMode::Persistent).await,
+        Err(Error::Api(warren_client::ApiError::NoChildrenForEphemerals {
+            path: format!("{eph}/child")
+        }))
+    );
+    a.sync("/").await.expect("sync");
+    let stat = a.exists(&eph).await.expect("exists").expect("visible to others");
+    assert_eq!(stat.ephemeral_owner, b.session().0);
+    b.close().await.expect("close");
+    for id in 1..=3 {
+        let c = cluster.client_of(id).await;
+        c.sync("/").await.expect("sync");
+        assert_eq!(c.exists(&eph).await.expect("exists"), None, "n{id} still has {eph}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_write() {
+    // Proves that with the leader killed by SIGKILL during a stream of
+    // writes from several clients, a new leader takes over, the clients go
+    // on with the same sessions, every acknowledged write is present, and
+    // all members end with the same digest.
+    let mut cluster = Cluster::start("kill-leader", 3);
+    let probe = cluster.client().await;
+    probe.create("/w", b"", CreateMode::Persistent).await.expect("parent");
+    let leader = probe.status().await.expect("status").leader.expect("a leader");
+    let mut tasks = Vec::new();
+    for w in 0..4u64 {
+        // Writers connected to the followers keep their server.
+        let id = (1..=3).filter(|&i| i != leader).nth((w % 2) as usize).expect("a follower");
+        let client = cluster.client_of(id).await;
+        let session = client.session();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..60u64 {
+                let path = format!("/w/c{w}-{i}");
+                match client.create(&path, b"x", CreateMode::Persistent).await {
+                    Ok(_) => acked.push(path),
+                    Err(Error::Api(warren_client::ApiError::NodeExists { .. })) => acked.push(path),
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(client.session(), session);
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.kill(leader);
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.expect("writer"));
+    }
+    assert!(acked.len() > 100, "only {} writes acknowledged", acked.len());
+    let live: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    let reader = cluster.client_of(live[0]).await;
+    reader.sync("/").await.expect("sync");
+    for path in &acked {
+        assert!(reader.exists(path).await.expect("exists").is_some(), "acknowledged {path} lost");
+    }
+    let new_leader = reader.status().await.expect("status").leader;
+    assert!(new_leader.is_some() && new_leader != Some(leader));
+    cluster.restart(leader);
+    converged(&cluster, &[1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_session_expires_everywhere_and_watchers_see_its_ephemerals_go() {
+    // Proves a session whose client stops pinging is expired by the
+    // leader on every member: its ephemeral goes and a watcher connected
+    // elsewhere gets NodeDeleted.
+    let cluster = Cluster::start("expiry", 3);
+    let mut config = cluster.config_for(2);
+    config.session_timeout = Duration::from_millis(1500);
+    let doomed = common::retry(|| Client::connect(&config)).await;
+    doomed.create("/member", b"", CreateMode::Ephemeral).await.expect("ephemeral");
+    let watcher = cluster.client_of(3).await;
+    watcher.sync("/").await.expect("sync");
+    let (stat, watch) = watcher.exists_watch("/member").await.expect("watch");
+    assert!(stat.is_some());
+    // Every handle dropped: the client goes silent without closing.
+    drop(doomed);
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.event())
+        .await
+        .expect("the session expired within 10 s")
+        .expect("an event");
+    assert_eq!(event.event, EventType::NodeDeleted);
+    assert_eq!(event.path, "/member");
+    for id in 1..=3 {
+        let c = cluster.client_of(id).await;
+        c.sync("/").await.expect("sync");
+        assert_eq!(c.exists("/member").await.expect("exists"), None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_fire_once_and_recursive_ones_follow_the_client_to_another_member() {
+    // Proves a one-shot watch fires once, and a persistent-recursive watch
+    // fires for every change below it, also after its client moved to
+    // another member (its server killed).
+    let mut cluster = Cluster::start("watches", 3);
+    let writer = cluster.client_of(1).await;
+    writer.create("/app", b"", CreateMode::Persistent).await.expect("create");
+    let mut config = cluster.client_config();
+    config.servers = vec![cluster.files.nodes[&2].1, cluster.files.nodes[&3].1];
+    let watcher = common::retry(|| Client::connect(&config)).await;
+    let first = watcher.status().await.expect("status").node;
+    let (_, _, once) = watcher.get_data_watch("/app").await.expect("watch");
+    let mut all = watcher.watch("/app", true).await.expect("recursive watch");
+    writer.set_data("/app", b"1", None).await.expect("set");
+    writer.set_data("/app", b"2", None).await.expect("set");
+    let event = once.event().await.expect("one-shot fires");
+    assert_eq!((event.event, event.path.as_str()), (EventType::NodeDataChanged, "/app"));
+    for _ in 0..2 {
+        let e = all.next().await.expect("recursive event");
+        assert_eq!((e.event, e.path.as_str()), (EventType::NodeDataChanged, "/app"));
+    }
+    cluster.kill(first);
+    writer.create("/app/a", b"", CreateMode::Persistent).await.expect("create below");
+    writer.set_data("/app/a", b"x", None).await.expect("set below");
+    writer.delete("/app/a", None).await.expect("delete below");
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let e = tokio::time::timeout(Duration::from_secs(15), all.next())
+            .await
+            .expect("events after the move")
+            .expect("stream open");
+        got.push((e.event, e.path));
+    }
+    assert_eq!(
+        got,
+        [
+            (EventType::NodeCreated, "/app/a".to_string()),
+            (EventType::NodeDataChanged, "/app/a".to_string()),
+            (EventType::NodeDeleted, "/app/a".to_string()),
+        ]
+    );
+    let now = watcher.status().await.expect("status").node;
+    assert_ne!(now, first, "the client moved");
+}

@@ -13,7 +13,7 @@
 
 pub mod config;
 pub(crate) mod core;
-pub(crate) mod peer;
+pub mod peer;
 pub(crate) mod server;
 
 pub use config::{ConfigError, NodeConfig, Timing};

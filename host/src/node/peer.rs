@@ -24,7 +24,7 @@ pub(crate) const PEER_QUEUE: usize = 4096;
 
 /// What members send each other.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum PeerFrame {
+pub enum PeerFrame {
     /// The first frame of a stream: who is speaking.
     Hello { from: u64 },
     /// A consensus message.

@@ -263,3 +263,68 @@ async fn the_leader_cleans_up_empty_containers_and_expired_ttl_nodes() {
     }
     converged(&cluster, &[1, 2, 3]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_and_its_session_survives() {
+    // Proves bounded memory per client: a session that never reads while
+    // its watch fires tens of thousands of events has its stream reset
+    // with the too-slow code, and its session stays usable from a new
+    // connection.
+    use warren_client::frame;
+    use warren_client::wire::{ClientFrame, Hello, Request, ServerFrame};
+    let cluster = Cluster::start("too-slow", 3);
+    let config = cluster.config_for(1);
+    let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
+        .expect("client tls");
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+    let conn = endpoint
+        .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
+        .expect("connect")
+        .await
+        .expect("handshake");
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let hello = Hello { timeout_ms: 30_000, ..Hello::default() };
+    frame::write(&mut send, &ClientFrame::Hello(hello)).await.expect("hello");
+    let Some(ServerFrame::Welcome(welcome)) =
+        frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await.expect("welcome")
+    else {
+        panic!("no welcome");
+    };
+    let watch =
+        Request::AddWatch { path: "/".into(), kind: warren_client::WatchKind::PersistentRecursive };
+    frame::write(&mut send, &ClientFrame::Request { xid: 1, request: watch }).await.expect("watch");
+    // From here the raw client reads nothing. Another client makes events.
+    let writer = cluster.client_of(2).await;
+    writer.create("/flood", b"", CreateMode::Persistent).await.expect("parent");
+    for batch in 0..80 {
+        let ops = (0..1000)
+            .map(|i| warren_client::Op::Create {
+                path: format!("/flood/n{batch}-{i}"),
+                data: vec![],
+                acl: warren_client::Acl::open(),
+                mode: CreateMode::Persistent,
+            })
+            .collect();
+        writer.multi(ops).await.expect("multi");
+    }
+    // Now read what the server managed to send: it ends in a reset.
+    let reset = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return "ended".to_string(),
+                Err(e) => return e.to_string(),
+            }
+        }
+    })
+    .await
+    .ok();
+    let reset = reset.expect("the stream was never cut off");
+    assert!(reset.contains("reset") && reset.contains('1'), "unexpected end: {reset}");
+    // The session lives on: a new stream resumes it.
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let hello = Hello { session: Some(welcome.session), timeout_ms: 30_000, ..Hello::default() };
+    frame::write(&mut send, &ClientFrame::Hello(hello)).await.expect("hello");
+    let first = frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await;
+    assert!(matches!(first, Ok(Some(ServerFrame::Welcome(w))) if w.session == welcome.session));
+}

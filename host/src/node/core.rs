@@ -23,9 +23,8 @@ use crate::{Command, Rearm, Response, StateMachine, Trigger, WatchTable};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use warren_client::wire::{
     Answer, ClientFrame, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame,
     ServerStatus, Welcome,
@@ -72,11 +71,13 @@ pub(crate) enum Input {
     SnapshotWritten(Result<Snapshot, String>),
 }
 
-/// Where a client stream's frames go, and a flag set when it overflowed.
+/// Where a client stream's frames go, and a signal raised when it
+/// overflowed (the client stopped reading): its writer then resets the
+/// stream, which is how a blocked stream still tells the client.
 #[derive(Clone)]
 pub(crate) struct Outbox {
     pub tx: mpsc::Sender<ServerFrame>,
-    pub overflowed: Arc<AtomicBool>,
+    pub overflowed: Arc<Notify>,
 }
 
 impl Outbox {
@@ -85,7 +86,7 @@ impl Outbox {
         match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed.store(true, Ordering::Relaxed);
+                self.overflowed.notify_one();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -6,10 +6,10 @@
 use crate::node::core::{ConnId, Input, OUTBOX_FRAMES, Outbox};
 use crate::tls;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Notify, mpsc};
 use warren_client::frame::{self, FRAME_BYTES_MAX};
-use warren_client::wire::{ClientFrame, Goodbye, Refusal, ServerFrame};
+use warren_client::wire::{ClientFrame, Refusal, ServerFrame};
 
 /// Serves the session streams of one client connection.
 pub(crate) async fn serve_client(
@@ -46,7 +46,7 @@ async fn session_stream(
         }
     };
     let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
-    let overflowed = Arc::new(AtomicBool::new(false));
+    let overflowed = Arc::new(Notify::new());
     let outbox = Outbox { tx, overflowed: overflowed.clone() };
     if core.send(Input::Open { conn: id, identity, hello, outbox }).await.is_err() {
         return;
@@ -72,13 +72,30 @@ async fn session_stream(
     let _ = core.send(Input::Gone { conn: id }).await;
 }
 
+/// The stream reset code of a client that read too slowly.
+pub const RESET_TOO_SLOW: u32 = 1;
+
 /// Writes the core's frames until it lets the stream go (or the client
-/// does); a stream cut off for reading too slowly is told so.
+/// does). A client that stops reading blocks the writes, the core's queue
+/// for it overflows, and the stream is reset with [`RESET_TOO_SLOW`].
 async fn write_frames(
     mut send: quinn::SendStream,
     mut rx: mpsc::Receiver<ServerFrame>,
-    overflowed: Arc<AtomicBool>,
+    overflowed: Arc<Notify>,
 ) {
+    tokio::select! {
+        () = write_all_frames(&mut send, &mut rx) => {}
+        () = overflowed.notified() => {
+            let _ = send.reset(RESET_TOO_SLOW.into());
+            return;
+        }
+    }
+    let _ = send.finish();
+    // Let the last frames reach the client before the stream is dropped.
+    let _ = send.stopped().await;
+}
+
+async fn write_all_frames(send: &mut quinn::SendStream, rx: &mut mpsc::Receiver<ServerFrame>) {
     while let Some(first) = rx.recv().await {
         let mut last_ends = ends(&first);
         let mut bytes = frame::encode(&first);
@@ -95,16 +112,9 @@ async fn write_frames(
             return;
         }
         if last_ends {
-            break;
+            return;
         }
     }
-    if overflowed.load(Ordering::Relaxed) {
-        let pending = OUTBOX_FRAMES;
-        let _ = frame::write(&mut send, &ServerFrame::Goodbye(Goodbye::TooSlow { pending })).await;
-    }
-    let _ = send.finish();
-    // Let the last frames reach the client before the stream is dropped.
-    let _ = send.stopped().await;
 }
 
 /// Frames after which the stream is over.

@@ -368,11 +368,14 @@ pub async fn dev(dir: &Path, nodes: usize) -> Result<(), String> {
     println!("Kill a node (kill -9 $(cat {}/n1.pid)) to watch fail-over;", cluster.dir.display());
     println!("restart it with: warren serve --config {}/n1.toml", cluster.dir.display());
     println!("Ctrl-C stops the cluster; run warren dev again to resume it.");
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop().await;
     println!("stopping...");
+    for (_, child) in &children {
+        terminate(child.id());
+    }
     for (id, mut child) in children {
-        // The nodes got the same Ctrl-C (one process group) and stop by
-        // themselves; one that has not after 5 s is killed.
+        // Each node stops cleanly on SIGTERM; one that has not after 5 s is
+        // killed.
         let mut waited = 0;
         while waited < 50 {
             if matches!(child.try_wait(), Ok(Some(_))) {
@@ -388,4 +391,31 @@ pub async fn dev(dir: &Path, nodes: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Asks a node process to stop (SIGTERM).
+fn terminate(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) takes plain integers and touches no memory of
+        // ours; the pid is our own child's, not yet reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
 }

@@ -69,6 +69,8 @@ pub(crate) enum Input {
     },
     /// A snapshot was written by the background writer.
     SnapshotWritten(Result<Snapshot, String>),
+    /// The node is stopping: return from `run`.
+    Stop,
 }
 
 /// Where a client stream's frames go, and a signal raised when it
@@ -255,10 +257,14 @@ impl Core {
     /// Runs until every input sender is gone, or storage fails.
     pub(crate) fn run(mut self) -> Result<(), CoreError> {
         while let Some(input) = self.inputs.blocking_recv() {
+            if matches!(input, Input::Stop) {
+                return Ok(());
+            }
             self.handle(input)?;
             // Everything already queued joins this round's Ready.
             for _ in 0..4096 {
                 match self.inputs.try_recv() {
+                    Ok(Input::Stop) => return Ok(()),
                     Ok(input) => self.handle(input)?,
                     Err(_) => break,
                 }
@@ -281,6 +287,7 @@ impl Core {
             Input::Client { conn, frame } => self.client_frame(conn, frame),
             Input::Gone { conn } => self.gone(conn),
             Input::SnapshotWritten(result) => self.snapshot_written(result)?,
+            Input::Stop => {}
         }
         Ok(())
     }

@@ -124,7 +124,6 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     };
     tokio::spawn(reload);
 
-    drop(inputs_tx);
     let stop = shutdown_signal();
     tokio::select! {
         result = &mut core => {
@@ -135,8 +134,14 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             }
         }
         () = stop => {
+            // The core finishes the round it is in (what it synced stays
+            // synced) and lets the storage go.
+            let _ = inputs_tx.send(Input::Stop).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut core).await;
             endpoint.close(0u32.into(), b"shutting down");
-            endpoint.wait_idle().await;
+            // Give the close a moment to reach peers and clients; nothing
+            // unsynced was acknowledged, so there is nothing else to wait for.
+            let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
             Ok(())
         }
     }

@@ -328,3 +328,57 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_session_survives() {
     let first = frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await;
     assert!(matches!(first, Ok(Some(ServerFrame::Welcome(w))) if w.session == welcome.session));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_reloaded_on_sighup_without_a_restart() {
+    // Proves a node presents a newly issued certificate to new connections
+    // after SIGHUP, and the old one before it, while it keeps serving.
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cluster = Cluster::start("reload", 3);
+    let certs = cluster.dir().join("certs");
+    let presented = || async {
+        let config = cluster.config_for(1);
+        let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
+            .expect("client tls");
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+        let conn = endpoint
+            .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
+            .expect("connect")
+            .await
+            .expect("handshake");
+        let chain = conn
+            .peer_identity()
+            .expect("a certificate")
+            .downcast::<Vec<CertificateDer<'static>>>()
+            .expect("a chain");
+        chain[0].to_vec()
+    };
+    let old = CertificateDer::from_pem_file(certs.join("n1.pem")).expect("n1.pem").to_vec();
+    assert_eq!(presented().await, old);
+    // A new certificate for n1 from the same CA, put in place of the old.
+    let issue = cluster.dir().join("issue");
+    std::fs::create_dir_all(&issue).expect("dir");
+    for f in ["ca.pem", "ca.key"] {
+        std::fs::copy(certs.join(f), issue.join(f)).expect("copy the CA");
+    }
+    warren::tls::add_node(&issue, 1).expect("issue");
+    for f in ["n1.pem", "n1.key"] {
+        std::fs::copy(issue.join(f), certs.join(f)).expect("replace");
+    }
+    let new = CertificateDer::from_pem_file(certs.join("n1.pem")).expect("n1.pem").to_vec();
+    assert_ne!(new, old);
+    assert_eq!(presented().await, old, "changed before the reload");
+    let pid = cluster.procs[0].as_ref().expect("n1 runs").id();
+    // SAFETY: kill(2) with our own child's pid.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGHUP);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while presented().await != new {
+        assert!(std::time::Instant::now() < deadline, "n1 still presents the old certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = cluster.client_of(1).await;
+    c.create("/after-reload", b"", CreateMode::Persistent).await.expect("still serving");
+}

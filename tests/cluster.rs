@@ -103,11 +103,20 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let probe = cluster.client().await;
     probe.create("/w", b"", CreateMode::Persistent).await.expect("parent");
     let leader = probe.status().await.expect("status").leader.expect("a leader");
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
     let mut tasks = Vec::new();
     for w in 0..4u64 {
-        // Writers connected to the followers keep their server.
-        let id = (1..=3).filter(|&i| i != leader).nth((w % 2) as usize).expect("a follower");
-        let client = cluster.client_of(id).await;
+        // Half the writers start on the leader (and must move), half on a
+        // follower; each lists every member.
+        let first = if w % 2 == 0 { leader } else { followers[(w / 2) as usize % 2] };
+        let mut config = cluster.client_config();
+        config.shuffle = false;
+        config.servers = std::iter::once(first)
+            .chain((1..=3).filter(|&i| i != first))
+            .map(|i| cluster.files.nodes[&i].1)
+            .collect();
+        let client = common::retry(|| Client::connect(&config)).await;
+        assert_eq!(client.status().await.expect("status").node, first);
         let session = client.session();
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
@@ -120,15 +129,19 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            // The same session, on a live member.
             assert_eq!(client.session(), session);
-            acked
+            let now = client.status().await.expect("status after the kill").node;
+            (acked, now)
         }));
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     cluster.kill(leader);
     let mut acked = Vec::new();
     for t in tasks {
-        acked.extend(t.await.expect("writer"));
+        let (paths, now) = t.await.expect("writer");
+        assert_ne!(now, leader, "a writer still reports the killed leader");
+        acked.extend(paths);
     }
     assert!(acked.len() > 100, "only {} writes acknowledged", acked.len());
     let live: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
@@ -178,10 +191,17 @@ async fn watches_fire_once_and_recursive_ones_follow_the_client_to_another_membe
     // fires for every change below it, also after its client moved to
     // another member (its server killed).
     let mut cluster = Cluster::start("watches", 3);
-    let writer = cluster.client_of(1).await;
+    let probe = cluster.client().await;
+    let leader = probe.status().await.expect("status").leader.expect("a leader");
+    // The writer stays on the leader; the watcher starts on a follower and
+    // moves to the other one when its server is killed.
+    let writer = cluster.client_of(leader).await;
     writer.create("/app", b"", CreateMode::Persistent).await.expect("create");
     let mut config = cluster.client_config();
-    config.servers = vec![cluster.files.nodes[&2].1, cluster.files.nodes[&3].1];
+    config.shuffle = false;
+    config.servers = (1..=3).filter(|&i| i != leader).map(|i| cluster.files.nodes[&i].1).collect();
+    // A short timeout: the client notices its server's silence sooner.
+    config.session_timeout = Duration::from_secs(3);
     let watcher = common::retry(|| Client::connect(&config)).await;
     let first = watcher.status().await.expect("status").node;
     let (_, _, once) = watcher.get_data_watch("/app").await.expect("watch");

@@ -225,7 +225,7 @@ impl Client {
             last_zxid: Zxid(0),
             watches: WatchSet::default(),
         };
-        let start = (std::process::id() as usize) % config.servers.len();
+        let start = if config.shuffle { random_index(config.servers.len()) } else { 0 };
         let mut tried = Vec::new();
         for i in 0..config.servers.len() {
             let server = config.servers[(start + i) % config.servers.len()];
@@ -486,6 +486,17 @@ impl Client {
             Err(_) => Err(Error::Timeout { ms: self.request_timeout.as_millis() as u64 }),
         }
     }
+}
+
+/// A random index below `n` (the standard library's per-process random
+/// hash keys, varied by a counter).
+fn random_index(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() % n as u64) as usize
 }
 
 fn unexpected(answer: Answer) -> Error {

@@ -35,6 +35,8 @@ struct File {
     session_timeout_ms: u32,
     #[serde(default = "default_request_timeout")]
     request_timeout_ms: u64,
+    #[serde(default = "default_shuffle")]
+    shuffle: bool,
     tls: TlsFile,
 }
 
@@ -54,6 +56,10 @@ fn default_request_timeout() -> u64 {
     30_000
 }
 
+fn default_shuffle() -> bool {
+    true
+}
+
 /// Where to connect and as whom.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {
@@ -62,6 +68,9 @@ pub struct ClientConfig {
     pub session_timeout: Duration,
     /// How long a request may wait for its answer, reconnections included.
     pub request_timeout: Duration,
+    /// Start at a random server of the list (spreading clients, as
+    /// ZooKeeper's clients do), or at the first.
+    pub shuffle: bool,
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -89,6 +98,7 @@ impl ClientConfig {
             servers: file.servers,
             session_timeout: Duration::from_millis(file.session_timeout_ms.into()),
             request_timeout: Duration::from_millis(file.request_timeout_ms),
+            shuffle: file.shuffle,
             ca: resolve(&file.tls.ca),
             cert: resolve(&file.tls.cert),
             key: resolve(&file.tls.key),

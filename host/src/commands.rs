@@ -106,6 +106,10 @@ fn say(e: Error) -> String {
 
 /// Runs a client command, printing its output.
 pub async fn run_client(args: ClientArgs, cmd: ClientCmd) -> Result<(), String> {
+    if let ClientCmd::Create { ephemeral, sequential, container, ttl, .. } = &cmd {
+        // Checked before connecting, so the mistake is named first.
+        create_mode(*ephemeral, *sequential, *container, *ttl)?;
+    }
     let config = load_config(&args)?;
     if let ClientCmd::Status = cmd {
         return status(&config, args.json).await;
@@ -120,23 +124,7 @@ pub async fn run_client(args: ClientArgs, cmd: ClientCmd) -> Result<(), String> 
 async fn run_one(client: &Client, cmd: ClientCmd, json: bool) -> Result<(), String> {
     match cmd {
         ClientCmd::Create { ephemeral, sequential, container, ttl, path, data } => {
-            let mode = match (ephemeral, sequential, container, ttl) {
-                (false, false, false, None) => CreateMode::Persistent,
-                (false, true, false, None) => CreateMode::PersistentSequential,
-                (true, false, false, None) => CreateMode::Ephemeral,
-                (true, true, false, None) => CreateMode::EphemeralSequential,
-                (false, false, true, None) => CreateMode::Container,
-                (false, false, false, Some(ttl_ms)) => CreateMode::PersistentWithTtl { ttl_ms },
-                (false, true, false, Some(ttl_ms)) => {
-                    CreateMode::PersistentSequentialWithTtl { ttl_ms }
-                }
-                _ => {
-                    return Err(
-                        "choose one kind: -e, -c or --ttl (with -s for sequential, except -c)"
-                            .into(),
-                    );
-                }
-            };
+            let mode = create_mode(ephemeral, sequential, container, ttl)?;
             let data = data.unwrap_or_default();
             let created = client.create(&path, data.as_bytes(), mode).await.map_err(say)?;
             if json {
@@ -227,6 +215,29 @@ async fn run_one(client: &Client, cmd: ClientCmd, json: bool) -> Result<(), Stri
     Ok(())
 }
 
+/// The create mode the flags ask for.
+fn create_mode(
+    ephemeral: bool,
+    sequential: bool,
+    container: bool,
+    ttl: Option<u64>,
+) -> Result<CreateMode, String> {
+    Ok(match (ephemeral, sequential, container, ttl) {
+        (false, false, false, None) => CreateMode::Persistent,
+        (false, true, false, None) => CreateMode::PersistentSequential,
+        (true, false, false, None) => CreateMode::Ephemeral,
+        (true, true, false, None) => CreateMode::EphemeralSequential,
+        (false, false, true, None) => CreateMode::Container,
+        (false, false, false, Some(ttl_ms)) => CreateMode::PersistentWithTtl { ttl_ms },
+        (false, true, false, Some(ttl_ms)) => CreateMode::PersistentSequentialWithTtl { ttl_ms },
+        _ => {
+            return Err(
+                "choose one kind: -e, -c or --ttl (with -s for sequential, except -c)".into()
+            );
+        }
+    })
+}
+
 fn print_data(data: &[u8], stat: &Stat, json: bool) {
     if json {
         let text = String::from_utf8_lossy(data);
@@ -275,22 +286,35 @@ fn print_event(event: &WatchedEvent, json: bool) {
     }
 }
 
-/// Asks every configured server for its status, one connection each.
+/// Asks every configured server for its status, one connection each. All
+/// connect first and each syncs before it answers, so on a quiet cluster
+/// every member reports the same applied zxid and digest (the sessions of
+/// this command included).
 async fn status(config: &ClientConfig, json: bool) -> Result<(), String> {
-    let mut rows: Vec<(String, Result<ServerStatus, String>)> = Vec::new();
+    let mut clients = Vec::new();
     for &server in &config.servers {
         let mut one = config.clone();
         one.servers = vec![server];
         one.request_timeout = Duration::from_secs(3);
-        let result = match Client::connect(&one).await {
-            Ok(client) => {
-                let status = client.status().await.map_err(say);
-                let _ = client.close().await;
-                status
-            }
-            Err(e) => Err(say(e)),
+        clients.push((server, Client::connect(&one).await.map_err(say)));
+    }
+    for (_, client) in &clients {
+        if let Ok(client) = client {
+            let _ = client.sync("/").await;
+        }
+    }
+    let mut rows: Vec<(String, Result<ServerStatus, String>)> = Vec::new();
+    for (server, client) in &clients {
+        let result = match client {
+            Ok(client) => client.status().await.map_err(say),
+            Err(e) => Err(e.clone()),
         };
         rows.push((server.to_string(), result));
+    }
+    for (_, client) in clients {
+        if let Ok(client) = client {
+            let _ = client.close().await;
+        }
     }
     if json {
         let members: Vec<serde_json::Value> = rows

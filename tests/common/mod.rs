@@ -148,3 +148,112 @@ where
         }
     }
 }
+
+impl Cluster {
+    /// Starts an `n`-node cluster whose node configuration files are first
+    /// passed through `edit` (each file's text in, the text to write out).
+    pub fn start_with(name: &str, n: usize, mut edit: impl FnMut(&str) -> String) -> Cluster {
+        let dir = TempDir::new(name);
+        let files = dev::prepare(&dir.0, n, &free_addrs(n), &test_timing()).expect("prepare");
+        for (path, _) in files.nodes.values() {
+            let text = std::fs::read_to_string(path).expect("read a node config");
+            std::fs::write(path, edit(&text)).expect("write a node config");
+        }
+        let mut cluster = Cluster { files, procs: (0..n).map(|_| None).collect(), dir };
+        for id in 1..=n as u64 {
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    /// The certs directory every member and the admin client use.
+    pub fn certs(&self) -> PathBuf {
+        self.files.dir.join("certs")
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.files.dir.join("data").join(format!("n{id}"))
+    }
+
+    /// Node `id`'s address.
+    pub fn addr(&self, id: u64) -> SocketAddr {
+        self.files.nodes[&id].1
+    }
+
+    /// The leader's id, as the member `via` reports it once it knows one
+    /// (up to 20 s).
+    pub async fn leader(&self, via: &Client) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(status) = via.status().await
+                && let Some(leader) = status.leader
+            {
+                return leader;
+            }
+            assert!(Instant::now() < deadline, "no leader within 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (up to 30 s) until every member in `ids` reports the same
+    /// applied zxid and digest; returns them.
+    pub async fn converged(&self, ids: &[u64]) -> (u64, u64) {
+        let mut clients = Vec::new();
+        for &id in ids {
+            clients.push(self.client_of(id).await);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut all_answered = true;
+            for c in &clients {
+                match c.status().await {
+                    Ok(status) => {
+                        seen.insert((status.applied.0, status.digest));
+                    }
+                    Err(_) => all_answered = false,
+                }
+            }
+            if all_answered && seen.len() == 1 {
+                return seen.into_iter().next().expect("one element");
+            }
+            assert!(Instant::now() < deadline, "members {ids:?} did not converge: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A node configuration's text with a top-level `key = value` line added
+/// (top-level keys must come before the first `[section]`; this puts it
+/// right after `data_dir`).
+pub fn with_top_level(text: &str, line: &str) -> String {
+    let mut out = String::new();
+    let mut added = false;
+    for l in text.lines() {
+        out.push_str(l);
+        out.push('\n');
+        if !added && l.starts_with("data_dir") {
+            out.push_str(line);
+            out.push('\n');
+            added = true;
+        }
+    }
+    assert!(added, "no data_dir line in the node configuration:\n{text}");
+    out
+}
+
+/// The indexes of the snapshot files (`<index>.snap`) in a node's data
+/// directory, ascending.
+pub fn snapshot_indexes(data_dir: &Path) -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir(data_dir.join("snapshots"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".snap")?.parse::<u64>().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
+}

@@ -55,8 +55,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let tls = Arc::new(Tls::load(&config.tls)?);
     let (storage, restored) = Storage::open(&config.data_dir)?;
     let sm = rebuild(&restored, config.limits)?;
-    let endpoint = quinn::Endpoint::server(tls.server_config(), config.listen)
-        .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+    let endpoint = endpoint(&config, &tls)?;
 
     let (inputs_tx, inputs) = mpsc::channel(CORE_QUEUE);
     let mut peers = BTreeMap::new();
@@ -145,6 +144,37 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             Ok(())
         }
     }
+}
+
+/// The node's UDP endpoint, for peers and clients alike. Its stateless
+/// reset key is derived from the node's private key, so it is the same
+/// after a restart: a peer still writing into a connection of the node's
+/// previous process gets a stateless reset at its first packet and dials
+/// again at once, instead of waiting for the connection to time out.
+fn endpoint(config: &NodeConfig, tls: &Tls) -> Result<quinn::Endpoint, NodeError> {
+    let bind = |source| NodeError::Bind { addr: config.listen, source };
+    let key = std::fs::read(&config.tls.key).map_err(bind)?;
+    let mut material = b"warren stateless reset key\0".to_vec();
+    material.extend_from_slice(&key);
+    let secret = ring::digest::digest(&ring::digest::SHA256, &material);
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_ref());
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    // Connection ids must also validate across a restart, or the new
+    // process drops the old connection's packets without a reset.
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&secret.as_ref()[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let socket = std::net::UdpSocket::bind(config.listen).map_err(bind)?;
+    quinn::Endpoint::new(
+        endpoint_config,
+        Some(tls.server_config()),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(bind)
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -128,6 +128,11 @@ pub(crate) async fn serve_incoming(
             loop {
                 match frame::read::<PeerFrame, _>(&mut stream, FRAME_BYTES_MAX).await {
                     Ok(Some(PeerFrame::Hello { .. })) | Ok(None) => return,
+                    Ok(Some(PeerFrame::Raft(m))) if m.from.0 != peer => {
+                        let why = format!("n{peer} sent a message in the name of {}", m.from);
+                        conn.close(4u32.into(), why.as_bytes());
+                        return;
+                    }
                     Ok(Some(frame)) => {
                         if core.send(Input::Peer { from: peer, frame }).await.is_err() {
                             return;

@@ -1,0 +1,166 @@
+//! End-to-end tests of the `warren` command line against a running
+//! cluster: what each client command prints on success, and that each
+//! failure exits non-zero with one sentence naming the problem. Each test
+//! that needs a cluster starts its own 3-node cluster.
+
+mod common;
+
+use common::Cluster;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts the run failed with exactly one line of error, prefixed as
+    /// `main` prefixes them, and returns that line.
+    fn one_sentence_failure(&self) -> &str {
+        assert!(!self.success, "expected a failure: {self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line of error: {self:?}");
+        assert!(lines[0].starts_with("warren: "), "unprefixed error: {self:?}");
+        lines[0]
+    }
+
+    fn json(&self) -> Value {
+        assert!(self.success, "failed: {self:?}");
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.stdout))
+    }
+}
+
+/// Runs `warren ARGS` with `WARREN_CONFIG` set to `config` (or unset), in
+/// the default log level, waiting at most 30 s.
+async fn warren(config: Option<&Path>, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(Cluster::exe());
+    command.args(args).env_remove("WARREN_LOG").kill_on_drop(true);
+    match config {
+        Some(path) => command.env("WARREN_CONFIG", path),
+        None => command.env_remove("WARREN_CONFIG"),
+    };
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("warren {args:?} ran over 30 s"))
+        .expect("run the warren binary");
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Starts a cluster and waits until it opens sessions.
+async fn ready_cluster(name: &str) -> Cluster {
+    let cluster = Cluster::start(name, 3);
+    cluster.client().await.close().await.expect("close the readiness session");
+    cluster
+}
+
+/// The members of `warren status --json`, checked to have answered.
+fn members(run: &Run) -> Vec<Value> {
+    let json = run.json();
+    let members = json["members"].as_array().expect("a members array").clone();
+    for m in &members {
+        assert!(m.get("error").is_none(), "a member did not answer: {m}");
+    }
+    members
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_commands_print_results_and_fail_with_one_sentence() {
+    // Proves create/get/ls print what they did (ls --json as valid JSON),
+    // and that a wrong version, a missing node and a contradictory create
+    // each exit non-zero with one sentence naming the problem, changing
+    // nothing.
+    let cluster = ready_cluster("cli-nodes").await;
+    let config = Some(cluster.files.client_config.as_path());
+
+    let created = warren(config, &["create", "/a", "hello"]).await;
+    assert!(created.success, "{created:?}");
+    assert_eq!(created.stdout, "/a\n");
+    let got = warren(config, &["get", "/a"]).await;
+    assert!(got.success, "{got:?}");
+    assert_eq!(got.stdout, "hello\n");
+
+    let set = warren(config, &["set", "/a", "x", "-v", "5"]).await;
+    let error = set.one_sentence_failure();
+    assert!(error.contains("/a") && error.contains("version"), "{error}");
+    assert_eq!(set.stdout, "");
+    assert_eq!(warren(config, &["get", "/a"]).await.stdout, "hello\n", "the refused set wrote");
+
+    let ls = warren(config, &["ls", "/", "--json"]).await.json();
+    let children = ls["children"].as_array().expect("a children array");
+    assert!(children.contains(&Value::from("a")), "{ls}");
+
+    let missing = warren(config, &["stat", "/missing"]).await;
+    assert!(missing.one_sentence_failure().contains("/missing"), "{missing:?}");
+
+    let both = warren(config, &["create", "-e", "-c", "/x"]).await;
+    let error = both.one_sentence_failure();
+    assert!(error.contains("-e") && error.contains("-c"), "{error}");
+    let x = warren(config, &["stat", "/x"]).await;
+    assert!(x.one_sentence_failure().contains("/x"), "the refused create made /x: {x:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_lists_every_member_and_one_leader() {
+    // Proves `status --json` lists each of the 3 members once, all
+    // answering, agreeing on one leader that calls itself leader.
+    let cluster = ready_cluster("cli-status").await;
+    let config = Some(cluster.files.client_config.as_path());
+    let members = members(&warren(config, &["status", "--json"]).await);
+    assert_eq!(members.len(), 3, "{members:?}");
+    let nodes: BTreeSet<u64> = members.iter().map(|m| m["node"].as_u64().expect("node")).collect();
+    assert_eq!(nodes, BTreeSet::from([1, 2, 3]));
+    let leaders: BTreeSet<u64> =
+        members.iter().map(|m| m["leader"].as_u64().expect("a leader is known")).collect();
+    assert_eq!(leaders.len(), 1, "members disagree on the leader: {members:?}");
+    let leader = leaders.into_iter().next().expect("one leader");
+    let roles: Vec<(u64, &str)> = members
+        .iter()
+        .map(|m| (m["node"].as_u64().expect("node"), m["role"].as_str().expect("role")))
+        .collect();
+    for (node, role) in roles {
+        assert_eq!(role == "leader", node == leader, "n{node} is {role}; leader is n{leader}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_shows_one_digest_on_a_quiet_synced_cluster() {
+    // Proves that on a cluster with no writes going on, after `sync /`,
+    // `status --json` shows every member with the same digest (what an
+    // operator reads it for), within 10 s of tries.
+    let cluster = ready_cluster("cli-digest").await;
+    let config = Some(cluster.files.client_config.as_path());
+    assert!(warren(config, &["create", "/d", "x"]).await.success);
+    assert!(warren(config, &["sync", "/"]).await.success);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let members = members(&warren(config, &["status", "--json"]).await);
+        let digests: BTreeSet<String> =
+            members.iter().map(|m| m["digest"].as_str().expect("digest").to_owned()).collect();
+        if members.len() == 3 && digests.len() == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "members never showed one digest: {members:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_without_a_configuration_names_warren_config() {
+    // Proves a client command with neither WARREN_CONFIG nor --config
+    // exits non-zero with one sentence telling how to give a
+    // configuration.
+    let run = warren(None, &["get", "/a"]).await;
+    let error = run.one_sentence_failure();
+    assert!(error.contains("WARREN_CONFIG") && error.contains("--config"), "{error}");
+}

@@ -402,3 +402,40 @@ async fn certificates_are_reloaded_on_sighup_without_a_restart() {
     let c = cluster.client_of(1).await;
     c.create("/after-reload", b"", CreateMode::Persistent).await.expect("still serving");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_behind_the_client_refuses_to_serve_it() {
+    // Proves a server never takes a client back in time: resuming a session
+    // with a last-seen zxid beyond what the server applied is refused with
+    // Behind (the client then tries another server), while the true zxid
+    // is welcomed.
+    use warren_client::frame;
+    use warren_client::wire::{ClientFrame, Hello, Refusal, ServerFrame};
+    let cluster = Cluster::start("behind", 3);
+    let client = cluster.client_of(1).await;
+    let session = client.session();
+    let applied = client.status().await.expect("status").applied;
+    let config = cluster.config_for(1);
+    let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
+        .expect("client tls");
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+    let conn = endpoint
+        .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
+        .expect("connect")
+        .await
+        .expect("handshake");
+    let resume = |last_zxid| Hello { session: Some(session), last_zxid, ..Hello::default() };
+    let ahead = warren_client::Zxid(applied.0 + 1_000_000);
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    frame::write(&mut send, &ClientFrame::Hello(resume(ahead))).await.expect("hello");
+    match frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await {
+        Ok(Some(ServerFrame::Refused(Refusal::Behind { client, .. }))) => assert_eq!(client, ahead),
+        other => panic!("expected Refused(Behind), got {other:?}"),
+    }
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    frame::write(&mut send, &ClientFrame::Hello(resume(applied))).await.expect("hello");
+    match frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await {
+        Ok(Some(ServerFrame::Welcome(w))) => assert_eq!(w.session, session),
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+}

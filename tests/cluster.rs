@@ -293,15 +293,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_session_survives() {
     use warren_client::frame;
     use warren_client::wire::{ClientFrame, Hello, Request, ServerFrame};
     let cluster = Cluster::start("too-slow", 3);
-    let config = cluster.config_for(1);
-    let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
-        .expect("client tls");
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
-    let conn = endpoint
-        .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
-        .expect("connect")
-        .await
-        .expect("handshake");
+    let conn = cluster.raw_connection(1).await;
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");
     let hello = Hello { timeout_ms: 30_000, ..Hello::default() };
     frame::write(&mut send, &ClientFrame::Hello(hello)).await.expect("hello");
@@ -358,15 +350,7 @@ async fn certificates_are_reloaded_on_sighup_without_a_restart() {
     let cluster = Cluster::start("reload", 3);
     let certs = cluster.dir().join("certs");
     let presented = || async {
-        let config = cluster.config_for(1);
-        let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
-            .expect("client tls");
-        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
-        let conn = endpoint
-            .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
-            .expect("connect")
-            .await
-            .expect("handshake");
+        let conn = cluster.raw_connection(1).await;
         let chain = conn
             .peer_identity()
             .expect("a certificate")
@@ -415,15 +399,7 @@ async fn a_server_behind_the_client_refuses_to_serve_it() {
     let client = cluster.client_of(1).await;
     let session = client.session();
     let applied = client.status().await.expect("status").applied;
-    let config = cluster.config_for(1);
-    let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
-        .expect("client tls");
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
-    let conn = endpoint
-        .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
-        .expect("connect")
-        .await
-        .expect("handshake");
+    let conn = cluster.raw_connection(1).await;
     let resume = |last_zxid| Hello { session: Some(session), last_zxid, ..Hello::default() };
     let ahead = warren_client::Zxid(applied.0 + 1_000_000);
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");

@@ -112,6 +112,21 @@ impl Cluster {
         retry(|| Client::connect(&config)).await
     }
 
+    /// A client QUIC connection to node `id` with the admin certificate,
+    /// for tests that speak the wire protocol themselves.
+    pub async fn raw_connection(&self, id: u64) -> quinn::Connection {
+        let config = self.config_for(id);
+        let quic = warren_client::tls::client_config(&config.ca, &config.cert, &config.key)
+            .expect("client tls");
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address"))
+            .expect("a client endpoint");
+        endpoint
+            .connect_with(quic, config.servers[0], warren_client::tls::SERVER_NAME)
+            .expect("connect")
+            .await
+            .expect("handshake")
+    }
+
     pub fn log(&self, id: u64) -> String {
         std::fs::read_to_string(self.files.dir.join(format!("n{id}.log"))).unwrap_or_default()
     }

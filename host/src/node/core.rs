@@ -143,7 +143,8 @@ enum Waiter {
 struct Forward {
     waiter: Waiter,
     command: Bytes,
-    sent: bool,
+    /// The leader it was sent to, if it was.
+    sent_to: Option<u64>,
     deadline: Instant,
 }
 
@@ -840,7 +841,8 @@ impl Core {
                 let id = self.next_forward;
                 self.next_forward += 1;
                 let deadline = Instant::now() + FORWARD_TIMEOUT;
-                self.forwards.insert(id, Forward { waiter, command: bytes, sent: false, deadline });
+                self.forwards
+                    .insert(id, Forward { waiter, command: bytes, sent_to: None, deadline });
                 self.send_forward(id);
             }
         }
@@ -851,7 +853,7 @@ impl Core {
             return;
         };
         let Some(forward) = self.forwards.get_mut(&id) else { return };
-        forward.sent = true;
+        forward.sent_to = Some(leader);
         let frame = PeerFrame::Forward { id, command: forward.command.to_vec() };
         self.send_peer(leader, frame);
     }
@@ -880,7 +882,7 @@ impl Core {
                     Err(_) => {
                         // Not the leader after all: try again when one is
                         // known, until the deadline.
-                        let forward = Forward { sent: false, ..forward };
+                        let forward = Forward { sent_to: None, ..forward };
                         self.forwards.insert(id, forward);
                     }
                 }
@@ -945,19 +947,27 @@ impl Core {
                 }
             }
         }
-        // Forwards: send those waiting for a leader; fail those too old.
+        // Forwards: send those waiting for a leader; fail those too old, or
+        // sent to a leader that is no longer the leader (it may or may not
+        // have appended them: the outcome is unknown).
         let ids: Vec<u64> = self.forwards.keys().copied().collect();
+        let current = self.raft.leader().map(|l| l.0);
         for id in ids {
             let Some(f) = self.forwards.get(&id) else { continue };
-            if f.deadline <= now {
+            let deposed = f.sent_to.is_some_and(|to| current.is_some_and(|c| c != to));
+            if f.deadline <= now || deposed {
                 let f = self.forwards.remove(&id).expect("present");
-                let failure = if f.sent {
-                    Failure::OutcomeUnknown { why: "the leader did not answer in time".into() }
-                } else {
-                    Failure::Unavailable { why: "no leader was reachable".into() }
+                let failure = match (f.sent_to, deposed) {
+                    (Some(_), true) => Failure::OutcomeUnknown {
+                        why: "the leader changed before it answered".into(),
+                    },
+                    (Some(_), false) => {
+                        Failure::OutcomeUnknown { why: "the leader did not answer in time".into() }
+                    }
+                    (None, _) => Failure::Unavailable { why: "no leader was reachable".into() },
                 };
                 self.fail(f.waiter, failure);
-            } else if !f.sent {
+            } else if f.sent_to.is_none() {
                 if leader {
                     let f = self.forwards.remove(&id).expect("present");
                     match self.raft.propose(f.command, now_ms()) {

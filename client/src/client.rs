@@ -75,7 +75,7 @@ impl WatchOnce {
 }
 
 /// A persistent watch: every event, until dropped.
-pub struct WatchStream(mpsc::Receiver<WatchedEvent>);
+pub struct WatchStream(mpsc::UnboundedReceiver<WatchedEvent>);
 
 impl WatchStream {
     /// The next event, or `None` if the session ended.
@@ -98,7 +98,7 @@ enum Registration {
     Child(oneshot::Sender<WatchedEvent>),
     Stream {
         recursive: bool,
-        tx: mpsc::Sender<WatchedEvent>,
+        tx: mpsc::UnboundedSender<WatchedEvent>,
     },
 }
 
@@ -108,14 +108,14 @@ struct Watches {
     data: BTreeMap<String, Vec<oneshot::Sender<WatchedEvent>>>,
     exist: BTreeMap<String, Vec<oneshot::Sender<WatchedEvent>>>,
     child: BTreeMap<String, Vec<oneshot::Sender<WatchedEvent>>>,
-    persistent: BTreeMap<String, Vec<mpsc::Sender<WatchedEvent>>>,
-    recursive: BTreeMap<String, Vec<mpsc::Sender<WatchedEvent>>>,
+    persistent: BTreeMap<String, Vec<mpsc::UnboundedSender<WatchedEvent>>>,
+    recursive: BTreeMap<String, Vec<mpsc::UnboundedSender<WatchedEvent>>>,
 }
 
 impl Watches {
     fn set(&self) -> WatchSet {
         let keys = |m: &BTreeMap<String, Vec<_>>| m.keys().cloned().collect();
-        let live = |m: &BTreeMap<String, Vec<mpsc::Sender<WatchedEvent>>>| {
+        let live = |m: &BTreeMap<String, Vec<mpsc::UnboundedSender<WatchedEvent>>>| {
             m.iter()
                 .filter(|(_, v)| v.iter().any(|t| !t.is_closed()))
                 .map(|(k, _)| k.clone())
@@ -150,12 +150,12 @@ impl Watches {
             }
         }
         if let Some(streams) = self.persistent.get_mut(path) {
-            streams.retain(|tx| tx.try_send(event.clone()).is_ok() || !tx.is_closed());
+            streams.retain(|tx| tx.send(event.clone()).is_ok());
         }
         if data_event {
             for (root, streams) in self.recursive.iter_mut() {
                 if path_is_under(path, root) {
-                    streams.retain(|tx| tx.try_send(event.clone()).is_ok() || !tx.is_closed());
+                    streams.retain(|tx| tx.send(event.clone()).is_ok());
                 }
             }
         }
@@ -459,7 +459,9 @@ impl Client {
     /// `recursive` on it and every node below (creations, data changes and
     /// deletions). It stays until the stream is dropped.
     pub async fn watch(&self, path: &str, recursive: bool) -> Result<WatchStream, Error> {
-        let (tx, rx) = mpsc::channel(1024);
+        // Unbounded, as ZooKeeper's event queue: an event is never dropped
+        // because the application reads slowly.
+        let (tx, rx) = mpsc::unbounded_channel();
         let kind = if recursive { WatchKind::PersistentRecursive } else { WatchKind::Persistent };
         let request = Request::AddWatch { path: path.to_owned(), kind };
         match self.call(request, Some(Registration::Stream { recursive, tx })).await?.0 {

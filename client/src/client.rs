@@ -184,8 +184,8 @@ struct Link {
 
 struct Pending {
     reply: Reply,
-    watch: Option<Registration>,
-    request: Request,
+    /// The watch to register on success, and its path.
+    watch: Option<(Registration, String)>,
 }
 
 struct Driver {
@@ -571,6 +571,17 @@ fn refused(refusal: Refusal) -> String {
     }
 }
 
+/// The path a watch-setting request watches.
+fn watched_path(request: &Request) -> Option<String> {
+    match request {
+        Request::Read { read: Read::GetData { path, .. }, .. }
+        | Request::Read { read: Read::Exists { path, .. }, .. }
+        | Request::Read { read: Read::GetChildren { path, .. }, .. }
+        | Request::AddWatch { path, .. } => Some(path.clone()),
+        _ => None,
+    }
+}
+
 /// Reads frames off a stream into a channel (a channel receive is safe to
 /// cancel in a select; a half-read frame is not).
 async fn read_frames(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<ServerFrame, String>>) {
@@ -657,9 +668,10 @@ impl Driver {
             Cmd::Request { request, reply, watch } => {
                 let xid = self.next_xid;
                 self.next_xid += 1;
-                let frame = ClientFrame::Request { xid, request: request.clone() };
+                let watch = watch.and_then(|w| watched_path(&request).map(|path| (w, path)));
+                let frame = ClientFrame::Request { xid, request };
                 let failed = frame::write(&mut link.send, &frame).await.is_err();
-                self.inflight.insert(xid, Pending { reply, watch, request });
+                self.inflight.insert(xid, Pending { reply, watch });
                 if failed {
                     self.lose_link();
                 }
@@ -685,7 +697,9 @@ impl Driver {
                 let Some(pending) = self.inflight.remove(&xid) else { return true };
                 let result = match result {
                     Ok(answer) => {
-                        self.register(&pending.request, &answer, pending.watch);
+                        if let Some((watch, path)) = pending.watch {
+                            self.register(path, &answer, watch);
+                        }
                         Ok((answer, zxid))
                     }
                     Err(Failure::Api(e)) => Err(Error::Api(e)),
@@ -723,15 +737,7 @@ impl Driver {
     }
 
     /// Registers the watch a successful request asked for.
-    fn register(&mut self, request: &Request, answer: &Answer, watch: Option<Registration>) {
-        let Some(watch) = watch else { return };
-        let path = match request {
-            Request::Read { read: Read::GetData { path, .. }, .. }
-            | Request::Read { read: Read::Exists { path, .. }, .. }
-            | Request::Read { read: Read::GetChildren { path, .. }, .. }
-            | Request::AddWatch { path, .. } => path.clone(),
-            _ => return,
-        };
+    fn register(&mut self, path: String, answer: &Answer, watch: Registration) {
         match watch {
             Registration::Data(tx) => {
                 let map = match answer {

@@ -13,7 +13,7 @@
 //!
 //! Drive [`Tls`] like this: [`Tls::load`] once; hand
 //! [`Tls::server_config`] to the endpoint and use
-//! [`Tls::peer_client_config`] / [`Tls::client_client_config`] to connect;
+//! [`Tls::peer_client_config`] to connect;
 //! after the files change, [`Tls::reload`] and then
 //! `endpoint.set_server_config(Some(tls.server_config()))`. After a
 //! handshake, [`peer_node_id`] or [`peer_identity`] says who connected.
@@ -258,9 +258,8 @@ impl TlsFiles {
 }
 
 /// One process's TLS: the CA roots and its own certificate, both
-/// replaceable while it runs. A node uses all three configurations; a
-/// client process loads its client certificate and uses
-/// [`Tls::client_client_config`] only.
+/// replaceable while it runs. Client processes use the client library's
+/// `warren_client::tls::client_config` instead.
 #[derive(Debug)]
 pub struct Tls {
     files: TlsFiles,
@@ -333,12 +332,6 @@ impl Tls {
     /// [`node_server_name`]`(id)`.
     pub fn peer_client_config(&self) -> quinn::ClientConfig {
         self.client_config(ALPN_PEER)
-    }
-
-    /// Dialling a node as a client, with [`ALPN_CLIENT`] and server name
-    /// [`CLUSTER_SERVER_NAME`].
-    pub fn client_client_config(&self) -> quinn::ClientConfig {
-        self.client_config(ALPN_CLIENT)
     }
 
     fn client_config(&self, alpn: &[u8]) -> quinn::ClientConfig {

@@ -125,9 +125,9 @@ async fn a_follower_behind_the_leaders_snapshot_catches_up_from_it() {
 async fn a_restarted_follower_hears_from_the_leader_within_seconds() {
     // Proves a follower restarted right after a SIGKILL is back in step
     // (same applied zxid and digest as the others, its clients served)
-    // within 6 s: an election timeout is 0.5 to 1 s here, so 6 s is
-    // generous, and well below the 10 s a link to the dead process takes
-    // to time out.
+    // within 8 s: an election timeout is 0.5 to 1 s here, so 8 s is
+    // generous on a loaded machine, and still below the 10 s a link to the
+    // dead process takes to time out.
     let mut cluster = Cluster::start("catch-up-quick", 3);
     let probe = cluster.client().await;
     let leader = cluster.leader(&probe).await;
@@ -139,5 +139,5 @@ async fn a_restarted_follower_hears_from_the_leader_within_seconds() {
     cluster.restart(behind);
     cluster.converged(&[1, 2, 3]).await;
     let took = restarted.elapsed();
-    assert!(took < Duration::from_secs(6), "n{behind} took {took:?} to catch up after its restart");
+    assert!(took < Duration::from_secs(8), "n{behind} took {took:?} to catch up after its restart");
 }

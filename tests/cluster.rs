@@ -200,8 +200,12 @@ async fn watches_fire_once_and_recursive_ones_follow_the_client_to_another_membe
     let mut config = cluster.client_config();
     config.shuffle = false;
     config.servers = (1..=3).filter(|&i| i != leader).map(|i| cluster.files.nodes[&i].1).collect();
-    // A short timeout: the client notices its server's silence sooner.
-    config.session_timeout = Duration::from_secs(3);
+    // A short timeout, so the client notices its server's silence within
+    // 4 s (2/3 of it); the remaining 2 s are its time to reconnect before
+    // the leader expires the session, on a machine that may be running
+    // every other test's cluster too (3 s left only 1 s, and expired it
+    // once in CI).
+    config.session_timeout = Duration::from_secs(6);
     let watcher = common::retry(|| Client::connect(&config)).await;
     let first = watcher.status().await.expect("status").node;
     let (_, _, once) = watcher.get_data_watch("/app").await.expect("watch");

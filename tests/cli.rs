@@ -164,3 +164,107 @@ async fn a_command_without_a_configuration_names_warren_config() {
     let error = run.one_sentence_failure();
     assert!(error.contains("WARREN_CONFIG") && error.contains("--config"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_commands_install_bind_invoke_list_and_remove() {
+    // Proves the `warren plugin` commands drive a plugin's whole life from
+    // files: install (the SHA-256 and size the client sends are the file's),
+    // ls --json with versions and worlds, a bound json-schema validator
+    // refusing a bad create with one sentence naming the plugin and the
+    // field and taking a good one, a counter operation printing its new
+    // value, rm refused while bound, unbind then rm, and a missing file or
+    // a bad --memory-mib refused before anything is sent.
+    let cluster = ready_cluster("cli-plugins").await;
+    let config = Some(cluster.files.client_config.as_path());
+    let counter = warren_plugins::path("counter");
+    let schema_validator = warren_plugins::path("json-schema");
+
+    let installed = warren(config, &["plugin", "install", "counter", path_str(&counter), "--json"])
+        .await
+        .json();
+    let bytes = std::fs::read(&counter).expect("read counter.wasm");
+    let sha256: String = ring::digest::digest(&ring::digest::SHA256, &bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(installed["sha256"], Value::from(sha256), "{installed}");
+    assert_eq!(installed["bytes"], Value::from(bytes.len()), "{installed}");
+    assert_eq!(installed["version"], Value::from(1), "{installed}");
+    let run =
+        warren(config, &["plugin", "install", "json-schema", path_str(&schema_validator)]).await;
+    assert!(run.success, "{run:?}");
+    assert!(run.stdout.contains("world = validator"), "{run:?}");
+
+    let listed = warren(config, &["plugin", "ls", "--json"]).await.json();
+    let plugins = listed["plugins"].as_array().expect("a plugins array");
+    let seen: Vec<(&str, u64, &str)> = plugins
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().expect("name");
+            (name, p["version"].as_u64().expect("version"), p["world"].as_str().expect("world"))
+        })
+        .collect();
+    assert_eq!(seen, [("counter", 1, "operation"), ("json-schema", 1, "validator")], "{listed}");
+
+    let schema = cluster.dir().join("config.schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type":"object","required":["port"],"properties":{"port":{"type":"integer"}}}"#,
+    )
+    .expect("write the schema");
+    let run = warren(
+        config,
+        &["plugin", "bind", "json-schema", "/config", "--config", path_str(&schema)],
+    )
+    .await;
+    assert!(run.success, "{run:?}");
+    assert!(run.stdout.contains("binding = /config"), "{run:?}");
+    let bad = warren(config, &["create", "/config", r#"{"port":"x"}"#]).await;
+    let error = bad.one_sentence_failure();
+    assert!(error.contains("json-schema") && error.contains("port"), "{error}");
+    let good = warren(config, &["create", "/config", r#"{"port":8080}"#]).await;
+    assert!(good.success, "{good:?}");
+
+    assert!(warren(config, &["create", "/counters"]).await.success);
+    let first =
+        warren(config, &["plugin", "invoke", "counter", "/counters/a", r#"{"delta":5}"#]).await;
+    assert!(first.success, "{first:?}");
+    assert_eq!(first.stdout, "5\n");
+    let second =
+        warren(config, &["plugin", "invoke", "counter", "/counters/a", r#"{"delta":5}"#]).await;
+    assert!(second.success, "{second:?}");
+    assert_eq!(second.stdout, "10\n");
+    assert_eq!(warren(config, &["get", "/counters/a"]).await.stdout, "10\n");
+
+    let bound = warren(config, &["plugin", "rm", "json-schema"]).await;
+    let error = bound.one_sentence_failure();
+    assert!(error.contains("json-schema") && error.contains("unbind"), "{error}");
+    let unbound = warren(config, &["plugin", "unbind", "json-schema", "/config"]).await;
+    assert!(unbound.success, "{unbound:?}");
+    assert!(!unbound.stdout.contains("binding ="), "{unbound:?}");
+    let removed = warren(config, &["plugin", "rm", "json-schema"]).await;
+    assert!(removed.success, "{removed:?}");
+    let listed = warren(config, &["plugin", "ls", "--json"]).await.json();
+    let names: Vec<&str> = listed["plugins"]
+        .as_array()
+        .expect("a plugins array")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["counter"], "{listed}");
+    let unchecked = warren(config, &["set", "/config", "not json"]).await;
+    assert!(unchecked.success, "the removed validator still ran: {unchecked:?}");
+
+    let missing = warren(config, &["plugin", "install", "x", "/nonexistent.wasm"]).await;
+    assert!(missing.one_sentence_failure().contains("/nonexistent.wasm"), "{missing:?}");
+    let too_big =
+        warren(config, &["plugin", "install", "x", path_str(&counter), "--memory-mib", "0"]).await;
+    assert!(!too_big.success && too_big.stderr.contains("--memory-mib"), "{too_big:?}");
+    let listed = warren(config, &["plugin", "ls", "--json"]).await.json();
+    assert_eq!(listed["plugins"].as_array().map(Vec::len), Some(1), "a refused install: {listed}");
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}

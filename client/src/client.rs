@@ -19,8 +19,8 @@ use crate::proto::wire::{
     ServerStatus, WatchSet, Welcome,
 };
 use crate::proto::{
-    Acl, ApiError, CreateMode, EventType, Op, OpResult, SessionId, Stat, WatchKind, WatchedEvent,
-    Zxid,
+    Acl, ApiError, CreateMode, EventType, Op, OpResult, PLUGIN_FUEL_DEFAULT, PLUGIN_MEMORY_DEFAULT,
+    PluginInfo, PluginOp, SessionId, Stat, WatchKind, WatchedEvent, Zxid,
 };
 use crate::tls;
 use std::collections::{BTreeMap, VecDeque};
@@ -54,6 +54,9 @@ pub enum Error {
     Timeout { ms: u64 },
     #[error("{0}")]
     Setup(String),
+    /// The request would not fit in one frame; nothing was sent.
+    #[error("the request is {len} bytes, over the frame limit of {max}; send less in one request")]
+    TooLarge { len: usize, max: usize },
     #[error("the client is closed")]
     Closed,
 }
@@ -62,6 +65,40 @@ impl From<ApiError> for Error {
     fn from(e: ApiError) -> Error {
         Error::Api(e)
     }
+}
+
+/// How [`Client::install_plugin`] installs a component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Fuel for one call: roughly one unit per WebAssembly instruction
+    /// (default [`PLUGIN_FUEL_DEFAULT`]).
+    pub fuel: u64,
+    /// The most linear memory one call may use, in bytes (default
+    /// [`PLUGIN_MEMORY_DEFAULT`]).
+    pub memory_bytes: u64,
+    /// Install only if the installed version is this one (0: only if none
+    /// is installed), as a setData's version; `None` installs in any case.
+    pub expected_version: Option<u32>,
+}
+
+impl Default for InstallOptions {
+    fn default() -> InstallOptions {
+        InstallOptions {
+            fuel: PLUGIN_FUEL_DEFAULT,
+            memory_bytes: PLUGIN_MEMORY_DEFAULT,
+            expected_version: None,
+        }
+    }
+}
+
+/// What an operation plugin answered ([`Client::invoke`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invoked {
+    /// The plugin's output bytes, for the caller.
+    pub output: Vec<u8>,
+    /// The results of the writes the plugin asked for, in order; they were
+    /// applied atomically, as one multi.
+    pub results: Vec<OpResult>,
 }
 
 /// A one-shot watch: resolves with the event that consumed it.
@@ -470,6 +507,89 @@ impl Client {
         }
     }
 
+    /// Installs `component` (a WebAssembly component of a `warren:plugin`
+    /// world) as the plugin `name`, or replaces the one installed there;
+    /// returns its registry entry. Every replica checks the SHA-256 this
+    /// computes, validates the component and switches at the same zxid.
+    /// Needs ADMIN on the root.
+    pub async fn install_plugin(
+        &self,
+        name: &str,
+        component: &[u8],
+        options: InstallOptions,
+    ) -> Result<PluginInfo, Error> {
+        let sha256 = ring::digest::digest(&ring::digest::SHA256, component).as_ref().to_vec();
+        let op = PluginOp::Install {
+            name: name.to_owned(),
+            component: component.to_vec(),
+            sha256,
+            fuel: options.fuel,
+            memory_bytes: options.memory_bytes,
+            expected_version: options.expected_version,
+        };
+        self.plugin_op(op).await
+    }
+
+    /// Binds the validator `name` to `prefix`: it then runs on every write
+    /// at or below `prefix`, given `config` (for example a JSON schema).
+    /// Binding again replaces the configuration. Returns the plugin's
+    /// registry entry.
+    pub async fn bind_plugin(
+        &self,
+        name: &str,
+        prefix: &str,
+        config: &[u8],
+    ) -> Result<PluginInfo, Error> {
+        let op = PluginOp::Bind {
+            name: name.to_owned(),
+            prefix: prefix.to_owned(),
+            config: config.to_vec(),
+        };
+        self.plugin_op(op).await
+    }
+
+    /// Unbinds the validator `name` from `prefix`; returns the plugin's
+    /// registry entry.
+    pub async fn unbind_plugin(&self, name: &str, prefix: &str) -> Result<PluginInfo, Error> {
+        self.plugin_op(PluginOp::Unbind { name: name.to_owned(), prefix: prefix.to_owned() }).await
+    }
+
+    /// Removes the plugin `name`, which must no longer be bound anywhere.
+    pub async fn remove_plugin(&self, name: &str) -> Result<(), Error> {
+        match self.write(Op::Plugin(PluginOp::Remove { name: name.to_owned() })).await? {
+            OpResult::PluginRemoved => Ok(()),
+            other => Err(unexpected_result(other)),
+        }
+    }
+
+    /// Runs the operation plugin `plugin` on `path` with `args`: the writes
+    /// it returns are applied atomically (validators included), and its
+    /// output comes back with their results.
+    pub async fn invoke(&self, plugin: &str, path: &str, args: &[u8]) -> Result<Invoked, Error> {
+        let op =
+            Op::Invoke { plugin: plugin.to_owned(), path: path.to_owned(), args: args.to_vec() };
+        match self.write(op).await? {
+            OpResult::Invoked { output, results } => Ok(Invoked { output, results }),
+            other => Err(unexpected_result(other)),
+        }
+    }
+
+    /// The installed plugins, sorted by name, as the connected server has
+    /// applied them.
+    pub async fn list_plugins(&self) -> Result<Vec<PluginInfo>, Error> {
+        match self.read(Read::Plugins, None).await? {
+            Answer::Plugins(plugins) => Ok(plugins),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn plugin_op(&self, op: PluginOp) -> Result<PluginInfo, Error> {
+        match self.write(Op::Plugin(op)).await? {
+            OpResult::Plugin(info) => Ok(info),
+            other => Err(unexpected_result(other)),
+        }
+    }
+
     /// The connected server's view of itself.
     pub async fn status(&self) -> Result<ServerStatus, Error> {
         match self.call(Request::Status, None).await?.0 {
@@ -669,8 +789,15 @@ impl Driver {
                 let xid = self.next_xid;
                 self.next_xid += 1;
                 let watch = watch.and_then(|w| watched_path(&request).map(|path| (w, path)));
-                let frame = ClientFrame::Request { xid, request };
-                let failed = frame::write(&mut link.send, &frame).await.is_err();
+                let bytes = frame::encode(&ClientFrame::Request { xid, request });
+                // The server would drop the stream on an over-long frame,
+                // failing every request in flight: refuse it here instead.
+                let len = bytes.len() - 4;
+                if len > FRAME_BYTES_MAX {
+                    let _ = reply.send(Err(Error::TooLarge { len, max: FRAME_BYTES_MAX }));
+                    return;
+                }
+                let failed = link.send.write_all(&bytes).await.is_err();
                 self.inflight.insert(xid, Pending { reply, watch });
                 if failed {
                     self.lose_link();

@@ -131,7 +131,7 @@ fn restart(dir: &std::path::Path, znodes: u64, tail: u64) {
     let t = Instant::now();
     let (_storage, restored) = Storage::open(dir).expect("reopen");
     let opened = t.elapsed();
-    let rebuilt = warren::storage::rebuild(&restored, Limits::default()).expect("rebuild");
+    let rebuilt = warren::storage::rebuild(&restored, Limits::default(), None).expect("rebuild");
     let total = t.elapsed();
     assert_eq!(rebuilt.last_applied(), Zxid(commit.0));
     println!(

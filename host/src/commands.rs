@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use warren::node::{NodeConfig, Timing};
 use warren_client::wire::ServerStatus;
-use warren_client::{Client, ClientConfig, CreateMode, Error, Stat, WatchedEvent};
+use warren_client::{
+    Client, ClientConfig, CreateMode, Error, InstallOptions, Invoked, OpResult,
+    PLUGIN_FUEL_DEFAULT, PLUGIN_MEMORY_DEFAULT, PluginInfo, Stat, WatchedEvent,
+};
 
 /// Where the client configuration comes from.
 #[derive(Args, Clone)]
@@ -82,6 +85,97 @@ pub enum ClientCmd {
     Sync { path: String },
     /// Every member's role, term, last applied zxid and state digest.
     Status,
+    /// Installs, binds, invokes, lists and removes WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+}
+
+/// `warren plugin ...`. Bytes a plugin returns or is configured with are
+/// printed as text when they are UTF-8, else as `0x` and hex; with --json,
+/// a `NAME` field holds the text (null when not UTF-8) and `NAME_hex`
+/// always holds the hex.
+#[derive(Subcommand, Clone)]
+pub enum PluginCmd {
+    /// Installs a WebAssembly component as plugin NAME, or replaces the one
+    /// installed there (its bindings then run the new version); prints the
+    /// installed plugin.
+    Install {
+        name: String,
+        /// The component, e.g. target/plugins/counter.wasm (built by `cargo
+        /// build -p warren-plugins`).
+        file: PathBuf,
+        /// Fuel for one call: about one unit per WebAssembly instruction.
+        #[arg(long, value_name = "N", default_value_t = PLUGIN_FUEL_DEFAULT, value_parser = parse_fuel)]
+        fuel: u64,
+        /// The most linear memory one call may use, in MiB (1 to 4096).
+        #[arg(long, value_name = "M", default_value_t = PLUGIN_MEMORY_DEFAULT >> 20, value_parser = parse_memory_mib)]
+        memory_mib: u64,
+        /// Install only if the installed version is V (0: only if no plugin
+        /// NAME is installed).
+        #[arg(long, value_name = "V")]
+        expect_version: Option<u32>,
+    },
+    /// Binds validator NAME to PREFIX: it then checks every write at or
+    /// below PREFIX. Binding again replaces the configuration. Prints the
+    /// plugin.
+    Bind {
+        name: String,
+        prefix: String,
+        /// The binding's configuration (for json-schema, the schema); empty
+        /// if not given. Here --config is not the client configuration:
+        /// give that with WARREN_CONFIG.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Unbinds validator NAME from PREFIX; prints the plugin.
+    Unbind { name: String, prefix: String },
+    /// Runs operation plugin NAME on PATH with ARGS (a string, passed as
+    /// its bytes); its writes apply atomically. Prints its output.
+    Invoke {
+        name: String,
+        path: String,
+        args: Option<String>,
+        /// Passes the bytes of FILE as the arguments instead.
+        #[arg(long, value_name = "FILE", conflicts_with = "args")]
+        args_file: Option<PathBuf>,
+    },
+    /// Lists the installed plugins: name, version, world and bindings.
+    Ls,
+    /// Removes plugin NAME (unbind it everywhere first).
+    Rm { name: String },
+}
+
+/// A plugin command with the files it names already read, so that a
+/// missing file is reported before connecting.
+enum PluginCall {
+    Install { name: String, component: Vec<u8>, options: InstallOptions },
+    Bind { name: String, prefix: String, config: Vec<u8> },
+    Unbind { name: String, prefix: String },
+    Invoke { name: String, path: String, args: Vec<u8> },
+    Ls,
+    Rm { name: String },
+}
+
+/// `--fuel`: a whole number of units, at least 1.
+fn parse_fuel(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err(format!(
+            "a plugin needs at least 1 unit of fuel per call (the default is {PLUGIN_FUEL_DEFAULT})"
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number of fuel units")),
+    }
+}
+
+/// `--memory-mib`: 1 to 4096.
+fn parse_memory_mib(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n @ 1..=4096) => Ok(n),
+        _ => Err(format!(
+            "a plugin's memory is given in whole MiB from 1 to 4096 (the default is {})",
+            PLUGIN_MEMORY_DEFAULT >> 20
+        )),
+    }
 }
 
 fn load_config(args: &ClientArgs) -> Result<ClientConfig, String> {
@@ -109,6 +203,9 @@ pub async fn run_client(args: ClientArgs, cmd: ClientCmd) -> Result<(), String> 
     if let ClientCmd::Create { ephemeral, sequential, container, ttl, .. } = &cmd {
         // Checked before connecting, so the mistake is named first.
         create_mode(*ephemeral, *sequential, *container, *ttl)?;
+    }
+    if let ClientCmd::Plugin(plugin) = cmd {
+        return run_plugin(args, plugin).await;
     }
     let config = load_config(&args)?;
     if let ClientCmd::Status = cmd {
@@ -210,9 +307,257 @@ async fn run_one(client: &Client, cmd: ClientCmd, json: bool) -> Result<(), Stri
                 println!("{}", json!({ "synced": path }));
             }
         }
-        ClientCmd::Status => unreachable!("handled before connecting"),
+        ClientCmd::Status | ClientCmd::Plugin(_) => unreachable!("handled before connecting"),
     }
     Ok(())
+}
+
+/// Runs a `warren plugin` command: reads the files it names, then connects.
+async fn run_plugin(mut args: ClientArgs, cmd: PluginCmd) -> Result<(), String> {
+    let binding_config = match &cmd {
+        PluginCmd::Bind { config, .. } => config.clone(),
+        _ => None,
+    };
+    let call = PluginCall::prepare(cmd)?;
+    if let Some(file) = binding_config {
+        // The bind command's own --config shadows the global one, whose
+        // value then equals it: the client configuration can only come
+        // from WARREN_CONFIG.
+        if args.config.as_ref() == Some(&file) {
+            args.config = None;
+        }
+        if ClientConfig::load(&file).is_ok() {
+            return Err(format!(
+                "{} is a client configuration, but in `warren plugin bind` --config names the binding's configuration; give the client configuration with WARREN_CONFIG",
+                file.display()
+            ));
+        }
+        if args.config.is_none() && std::env::var_os("WARREN_CONFIG").is_none() {
+            return Err(
+                "no client configuration: in `warren plugin bind`, --config names the binding's configuration, so set WARREN_CONFIG to the client configuration"
+                    .into(),
+            );
+        }
+    }
+    let config = load_config(&args)?;
+    let client = Client::connect(&config).await.map_err(say)?;
+    let result = call.run(&client, args.json).await;
+    let _ = client.close().await;
+    result
+}
+
+/// The bytes of a file a command names, or one sentence naming the file.
+fn read_file(file: &Path, what: &str, next: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(file).map_err(|e| format!("cannot read {what} {}: {e}; {next}", file.display()))
+}
+
+impl PluginCall {
+    /// Reads the files `cmd` names.
+    fn prepare(cmd: PluginCmd) -> Result<PluginCall, String> {
+        Ok(match cmd {
+            PluginCmd::Install { name, file, fuel, memory_mib, expect_version } => {
+                let component = read_file(
+                    &file,
+                    "plugin file",
+                    "give the path of a WebAssembly component (`cargo build -p warren-plugins` builds the examples into target/plugins/)",
+                )?;
+                if !component.starts_with(b"\0asm") {
+                    return Err(format!(
+                        "{} is not WebAssembly (it does not start with \\0asm); give the path of a WebAssembly component",
+                        file.display()
+                    ));
+                }
+                let options = InstallOptions {
+                    fuel,
+                    memory_bytes: memory_mib << 20,
+                    expected_version: expect_version,
+                };
+                PluginCall::Install { name, component, options }
+            }
+            PluginCmd::Bind { name, prefix, config } => {
+                let config = match config {
+                    Some(file) => read_file(
+                        &file,
+                        "binding configuration",
+                        "give the path of the file the plugin is configured with (for json-schema, the schema)",
+                    )?,
+                    None => Vec::new(),
+                };
+                PluginCall::Bind { name, prefix, config }
+            }
+            PluginCmd::Unbind { name, prefix } => PluginCall::Unbind { name, prefix },
+            PluginCmd::Invoke { name, path, args, args_file } => {
+                let args = match (args, args_file) {
+                    (_, Some(file)) => read_file(
+                        &file,
+                        "arguments file",
+                        "give the path of the file holding the plugin's arguments",
+                    )?,
+                    (Some(args), None) => args.into_bytes(),
+                    (None, None) => Vec::new(),
+                };
+                PluginCall::Invoke { name, path, args }
+            }
+            PluginCmd::Ls => PluginCall::Ls,
+            PluginCmd::Rm { name } => PluginCall::Rm { name },
+        })
+    }
+
+    async fn run(self, client: &Client, json: bool) -> Result<(), String> {
+        match self {
+            PluginCall::Install { name, component, options } => {
+                let info = client.install_plugin(&name, &component, options).await.map_err(say)?;
+                print_plugin(&info, json);
+            }
+            PluginCall::Bind { name, prefix, config } => {
+                let info = client.bind_plugin(&name, &prefix, &config).await.map_err(say)?;
+                print_plugin(&info, json);
+            }
+            PluginCall::Unbind { name, prefix } => {
+                let info = client.unbind_plugin(&name, &prefix).await.map_err(say)?;
+                print_plugin(&info, json);
+            }
+            PluginCall::Invoke { name, path, args } => {
+                let Invoked { output, results } =
+                    client.invoke(&name, &path, &args).await.map_err(say)?;
+                if json {
+                    let mut out = bytes_json("output", &output);
+                    out["results"] = results.iter().map(result_json).collect();
+                    println!("{out}");
+                } else if !output.is_empty() {
+                    let text = bytes_text(&output);
+                    if text.ends_with('\n') {
+                        print!("{text}");
+                    } else {
+                        println!("{text}");
+                    }
+                }
+            }
+            PluginCall::Ls => {
+                let plugins = client.list_plugins().await.map_err(say)?;
+                if json {
+                    let plugins: Vec<serde_json::Value> = plugins.iter().map(plugin_json).collect();
+                    println!("{}", json!({ "plugins": plugins }));
+                } else {
+                    let width = plugins.iter().map(|p| p.name.len()).max().unwrap_or(0).max(4);
+                    println!("{:<width$}  {:>7}  {:<9}  BINDINGS", "NAME", "VERSION", "WORLD");
+                    for p in &plugins {
+                        let bindings: Vec<&str> =
+                            p.bindings.iter().map(|b| b.prefix.as_str()).collect();
+                        let bindings =
+                            if bindings.is_empty() { "-".to_owned() } else { bindings.join(",") };
+                        println!(
+                            "{:<width$}  {:>7}  {:<9}  {bindings}",
+                            p.name,
+                            p.version,
+                            p.world.to_string()
+                        );
+                    }
+                }
+            }
+            PluginCall::Rm { name } => {
+                client.remove_plugin(&name).await.map_err(say)?;
+                if json {
+                    println!("{}", json!({ "removed": name }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Bytes for people: the text when they are UTF-8, else `0x` and hex.
+fn bytes_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => format!("0x{}", hex(bytes)),
+    }
+}
+
+/// Bytes for scripts: `{NAME: text or null, NAME_hex: hex}`.
+fn bytes_json(name: &str, bytes: &[u8]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert(name.to_owned(), json!(std::str::from_utf8(bytes).ok()));
+    out.insert(format!("{name}_hex"), json!(hex(bytes)));
+    serde_json::Value::Object(out)
+}
+
+/// A size in MiB when it is a whole number of them, else in bytes.
+fn memory_text(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// A plugin's registry entry as JSON: every field, the SHA-256 in hex.
+fn plugin_json(p: &PluginInfo) -> serde_json::Value {
+    let bindings: Vec<serde_json::Value> = p
+        .bindings
+        .iter()
+        .map(|b| {
+            let mut binding = bytes_json("config", &b.config);
+            binding["prefix"] = json!(b.prefix);
+            binding
+        })
+        .collect();
+    json!({
+        "name": p.name, "version": p.version, "world": p.world.to_string(),
+        "sha256": hex(&p.sha256), "bytes": p.bytes, "fuel": p.fuel,
+        "memory_bytes": p.memory_bytes, "installed": p.installed.0, "bindings": bindings,
+    })
+}
+
+fn print_plugin(p: &PluginInfo, json: bool) {
+    if json {
+        println!("{}", plugin_json(p));
+        return;
+    }
+    println!("name = {}", p.name);
+    println!("version = {}", p.version);
+    println!("world = {}", p.world);
+    println!("sha256 = {}", hex(&p.sha256));
+    println!("size = {} bytes", p.bytes);
+    println!("fuel = {}", p.fuel);
+    println!("memory = {}", memory_text(p.memory_bytes));
+    println!("installed = {}", p.installed);
+    for b in &p.bindings {
+        println!("binding = {} ({} bytes of configuration)", b.prefix, b.config.len());
+    }
+}
+
+/// One result of a write as JSON, named as ZooKeeper names the operations.
+fn result_json(result: &OpResult) -> serde_json::Value {
+    match result {
+        OpResult::Create { path, stat } => json!({ "op": "create", "path": path, "stat": stat }),
+        OpResult::Delete => json!({ "op": "delete" }),
+        OpResult::SetData { stat } => json!({ "op": "setData", "stat": stat }),
+        OpResult::SetAcl { stat } => json!({ "op": "setAcl", "stat": stat }),
+        OpResult::Check => json!({ "op": "check" }),
+        OpResult::Multi(results) => {
+            let results: Vec<serde_json::Value> = results.iter().map(result_json).collect();
+            json!({ "op": "multi", "results": results })
+        }
+        OpResult::Invoked { output, results } => {
+            let mut out = bytes_json("output", output);
+            out["op"] = json!("invoke");
+            out["results"] = results.iter().map(result_json).collect();
+            out
+        }
+        OpResult::Plugin(info) => json!({ "op": "plugin", "plugin": plugin_json(info) }),
+        OpResult::PluginRemoved => json!({ "op": "pluginRemoved" }),
+    }
 }
 
 /// The create mode the flags ask for.

@@ -190,6 +190,13 @@ fn summary(result: &OpResult) -> String {
         OpResult::Multi(results) => {
             format!("[{}]", results.iter().map(summary).collect::<Vec<_>>().join(", "))
         }
+        OpResult::Invoked { output, results } => format!(
+            "output {:?}, [{}]",
+            String::from_utf8_lossy(output),
+            results.iter().map(summary).collect::<Vec<_>>().join(", ")
+        ),
+        OpResult::Plugin(info) => format!("plugin {} version {}", info.name, info.version),
+        OpResult::PluginRemoved => "plugin removed".into(),
     }
 }
 

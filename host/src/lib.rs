@@ -10,6 +10,7 @@ pub mod dev;
 pub mod limits;
 pub mod node;
 pub mod path;
+pub mod plugin;
 pub mod rng;
 pub mod sim;
 pub mod state;

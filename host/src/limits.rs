@@ -20,6 +20,19 @@ pub struct Limits {
     /// Identities one session carries (its certificate's subject, digest
     /// logins), so ACL checks and `auth` expansion stay bounded.
     pub session_identities_max: usize,
+    /// Bytes of one plugin component: it travels in one log entry and sits
+    /// in every snapshot.
+    pub plugin_bytes_max: usize,
+    /// Plugins installed at once.
+    pub plugins_max: usize,
+    /// Validator bindings across all plugins: each write under a bound
+    /// prefix runs every validator bound above it.
+    pub bindings_max: usize,
+    /// Fuel one plugin call may be given: a call runs on the apply path of
+    /// every replica, so this bounds how long one entry can hold it.
+    pub plugin_fuel_max: u64,
+    /// Linear memory one plugin call may be given.
+    pub plugin_memory_max: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +44,12 @@ impl Default for Limits {
             acl_entries_max: 64,
             acl_id_bytes_max: 1024,
             session_identities_max: 32,
+            plugin_bytes_max: 8 << 20,
+            plugins_max: 64,
+            bindings_max: 256,
+            // About a second of plain WebAssembly at most.
+            plugin_fuel_max: 1_000_000_000,
+            plugin_memory_max: 256 << 20,
         }
     }
 }

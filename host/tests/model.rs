@@ -536,6 +536,9 @@ impl Model {
                 Ok(OpResult::Check)
             }
             Op::Multi(_) => unreachable!("multis are handled by Model::multi"),
+            Op::Invoke { .. } | Op::Plugin(_) => {
+                unreachable!("the model's generator makes no plugin operations")
+            }
         }
     }
 }
@@ -1029,6 +1032,8 @@ fn show_op(op: &Op) -> String {
         Op::Multi(ops) => {
             format!("Multi[{}]", ops.iter().map(show_op).collect::<Vec<_>>().join(", "))
         }
+        Op::Invoke { plugin, path, .. } => format!("Invoke({plugin:?}, {path:?})"),
+        Op::Plugin(change) => format!("Plugin({:?})", change.name()),
     }
 }
 
@@ -1183,6 +1188,8 @@ fn outcome(entry: &Entry, resp: &MResp) -> String {
             Op::SetAcl { .. } => "SetAcl",
             Op::Check { .. } => "Check",
             Op::Multi(_) => "Multi",
+            Op::Invoke { .. } => "Invoke",
+            Op::Plugin(_) => "Plugin",
         }
     }
     fn err_name(e: &MErr) -> String {

@@ -95,6 +95,12 @@ fn rich() -> (Harness, [SessionId; 3]) {
     h.ok(c, delete("/order-y", None));
     h.created(c, create("/order/0", b""));
     h.apply(Command::Noop);
+    // The plugin registry: an operation, and a validator bound twice.
+    h.ok(a, install_plugin("counter", warren_plugins::bytes("counter"), 1_000_000, 4 << 20));
+    h.ok(a, install_plugin("schema", warren_plugins::bytes("json-schema"), 1_000_000, 4 << 20));
+    for (prefix, config) in [("/order", "{}"), ("/app/config", "{\"type\":\"object\"}")] {
+        h.ok(a, bind_plugin("schema", prefix, config));
+    }
     (h, [a, b, c])
 }
 
@@ -473,6 +479,32 @@ struct NodeRec {
     acl: u32,
 }
 
+/// A plugin as the layout lists it.
+#[derive(Clone, Debug)]
+struct PluginRec {
+    name: String,
+    version: u32,
+    world: u32,
+    sha256: Vec<u8>,
+    component: Vec<u8>,
+    fuel: u64,
+    memory: u64,
+    installed: u64,
+    bindings: Vec<(String, Vec<u8>)>,
+}
+
+/// The example or test plugin with this SHA-256 (the public API lists a
+/// plugin's hash, not its bytes).
+fn component_with(sha256: &[u8]) -> Vec<u8> {
+    warren_plugins::EXAMPLES
+        .iter()
+        .chain(warren_plugins::TESTING)
+        .map(|name| warren_plugins::bytes(name))
+        .find(|bytes| warren::plugin::sha256(bytes) == sha256)
+        .expect("a known component")
+        .to_vec()
+}
+
 /// A snapshot as the layout in snapshot.rs documents it, to encode by hand.
 #[derive(Clone, Debug)]
 struct Model {
@@ -483,6 +515,7 @@ struct Model {
     sessions: Vec<(u64, u32, Vec<Id>)>,
     acls: Vec<(u32, Vec<Acl>)>,
     nodes: Vec<NodeRec>,
+    plugins: Vec<PluginRec>,
 }
 
 impl Model {
@@ -522,6 +555,24 @@ impl Model {
             sessions: sm.sessions().map(|(id, s)| (id.0, s.timeout_ms, s.auth.to_vec())).collect(),
             acls,
             nodes,
+            plugins: sm
+                .plugins()
+                .into_iter()
+                .map(|p| PluginRec {
+                    component: component_with(&p.sha256),
+                    name: p.name,
+                    version: p.version,
+                    world: match p.world {
+                        warren_client::PluginWorld::Validator => 0,
+                        warren_client::PluginWorld::Operation => 1,
+                    },
+                    sha256: p.sha256,
+                    fuel: p.fuel,
+                    memory: p.memory_bytes,
+                    installed: p.installed.0,
+                    bindings: p.bindings.into_iter().map(|b| (b.prefix, b.config)).collect(),
+                })
+                .collect(),
         }
     }
 
@@ -566,6 +617,22 @@ impl Model {
                 b.extend_from_slice(&v.to_le_bytes());
             }
             b.extend_from_slice(&n.acl.to_le_bytes());
+        }
+        b.extend_from_slice(&(self.plugins.len() as u32).to_le_bytes());
+        for p in &self.plugins {
+            str(&mut b, p.name.as_bytes());
+            b.extend_from_slice(&p.version.to_le_bytes());
+            b.extend_from_slice(&p.world.to_le_bytes());
+            b.extend_from_slice(&p.sha256);
+            str(&mut b, &p.component);
+            b.extend_from_slice(&p.fuel.to_le_bytes());
+            b.extend_from_slice(&p.memory.to_le_bytes());
+            b.extend_from_slice(&p.installed.to_le_bytes());
+            b.extend_from_slice(&(p.bindings.len() as u32).to_le_bytes());
+            for (prefix, config) in &p.bindings {
+                str(&mut b, prefix.as_bytes());
+                str(&mut b, config);
+            }
         }
         let checksum = xxh3_64(&b);
         b.extend_from_slice(&checksum.to_le_bytes());
@@ -674,6 +741,57 @@ fn structurally_wrong_snapshots_are_malformed() {
         n.path = path.into();
         m.nodes.push(n);
         assert_malformed(&m, &format!("path {path:?}"));
+    }
+}
+
+#[test]
+fn a_wrong_plugin_registry_is_malformed_or_a_digest_error() {
+    // Proves the plugin section is checked like the tree: an unknown world,
+    // bytes that do not match their SHA-256, a duplicate name, a binding on
+    // an operation or at an invalid prefix are Malformed; a changed version,
+    // limit or binding configuration is a Digest error.
+    let (h, _) = rich();
+    let good = Model::of(&h.sm, &reader());
+    assert_eq!(good.plugins.len(), 2);
+    assert!(read(&good.encode()).is_ok());
+    let counter = good.plugins.iter().position(|p| p.name == "counter").expect("counter");
+    let schema = good.plugins.iter().position(|p| p.name == "schema").expect("schema");
+
+    let mut m = good.clone();
+    m.plugins[counter].world = 7;
+    assert_malformed(&m, "an unknown world");
+    let mut m = good.clone();
+    m.plugins[counter].component[100] ^= 1;
+    assert_malformed(&m, "bytes that do not match their hash");
+    let mut m = good.clone();
+    let again = m.plugins[counter].clone();
+    m.plugins.push(again);
+    assert_malformed(&m, "a duplicate plugin");
+    let mut m = good.clone();
+    m.plugins[counter].bindings.push(("/x".into(), vec![]));
+    assert_malformed(&m, "a bound operation");
+    let mut m = good.clone();
+    m.plugins[schema].bindings[0].0 = "no-slash".into();
+    assert_malformed(&m, "an invalid prefix");
+
+    type Change<'a> = (&'a str, Box<dyn Fn(&mut Model)>);
+    let changes: Vec<Change> = vec![
+        ("a version changed", Box::new(move |m: &mut Model| m.plugins[counter].version += 1)),
+        ("a fuel limit changed", Box::new(move |m: &mut Model| m.plugins[counter].fuel += 1)),
+        (
+            "a binding's configuration changed",
+            Box::new(move |m: &mut Model| m.plugins[schema].bindings[0].1.push(b' ')),
+        ),
+        (
+            "a binding dropped",
+            Box::new(move |m: &mut Model| m.plugins[schema].bindings.pop().map(drop).unwrap_or(())),
+        ),
+    ];
+    for (what, change) in changes {
+        let mut m = good.clone();
+        change(&mut m);
+        let e = refused(&m, what);
+        assert!(matches!(e, SnapshotError::Digest { .. }), "{what}: {e:?}");
     }
 }
 

@@ -425,7 +425,7 @@ fn restart_rebuilds_the_state_machine_from_snapshot_and_committed_tail() {
     apply(&mut live, 25);
     let (_, restored) = Storage::open(&dir.0).unwrap();
     assert_eq!(restored.entries.first().map(|e| e.index), Some(LogIndex(11)));
-    let rebuilt = warren::storage::rebuild(&restored, Limits::default()).unwrap();
+    let rebuilt = warren::storage::rebuild(&restored, Limits::default(), None).unwrap();
     assert_eq!(rebuilt.last_applied(), Zxid(25));
     assert_eq!(rebuilt.digest(), live.digest());
     // Entry 25 is the 23rd setData (after the session and the create).

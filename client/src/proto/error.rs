@@ -3,6 +3,7 @@
 
 use crate::proto::acl::Perms;
 use crate::proto::ids::SessionId;
+use crate::proto::plugin::{PluginFailure, PluginRefusal};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -23,6 +24,15 @@ pub enum ErrorCode {
     InvalidAcl = -114,
     NoWatcher = -121,
     Throttled = -127,
+    /// Warren's own codes, below ZooKeeper's range.
+    NoPlugin = -201,
+    PluginRefused = -202,
+    /// A validator rejected the write.
+    Rejected = -203,
+    /// An operation plugin returned an error.
+    PluginError = -204,
+    /// A plugin ran out of fuel or memory, trapped or panicked.
+    PluginFailed = -205,
 }
 
 /// Why a path is not valid.
@@ -55,6 +65,8 @@ pub enum BadArgument {
     TooManyOps { count: usize, max: usize },
     #[error("a multi may not contain another multi")]
     NestedMulti,
+    #[error("a multi may not contain {what}; send it on its own")]
+    NotInMulti { what: String },
     #[error("TTL {ttl_ms} ms for {path} is out of range 1..={max}")]
     TtlOutOfRange { path: String, ttl_ms: u64, max: u64 },
     #[error("the root node cannot be created or deleted")]
@@ -115,6 +127,16 @@ pub enum ApiError {
     TooManyWatches { count: usize },
     #[error("operation {index} of the multi failed, so none was applied: {error}")]
     Multi { index: usize, error: Box<ApiError> },
+    #[error("no plugin named {name} is installed; list them with `warren plugin ls`")]
+    NoPlugin { name: String },
+    #[error("plugin {name}: {why}")]
+    PluginRefused { name: String, why: PluginRefusal },
+    #[error("plugin {plugin} rejected the write to {path}: {reason}")]
+    Rejected { plugin: String, path: String, reason: String },
+    #[error("plugin {plugin} refused: {reason}")]
+    PluginError { plugin: String, reason: String },
+    #[error("plugin {plugin} {why}")]
+    PluginFailed { plugin: String, why: PluginFailure },
 }
 
 /// A permission set named for people ("read", "write", ...).
@@ -161,6 +183,11 @@ impl ApiError {
             ApiError::NoWatcher { .. } => ErrorCode::NoWatcher,
             ApiError::TooManyWatches { .. } => ErrorCode::Throttled,
             ApiError::Multi { error, .. } => error.code(),
+            ApiError::NoPlugin { .. } => ErrorCode::NoPlugin,
+            ApiError::PluginRefused { .. } => ErrorCode::PluginRefused,
+            ApiError::Rejected { .. } => ErrorCode::Rejected,
+            ApiError::PluginError { .. } => ErrorCode::PluginError,
+            ApiError::PluginFailed { .. } => ErrorCode::PluginFailed,
         }
     }
 

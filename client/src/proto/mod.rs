@@ -7,6 +7,7 @@ mod error;
 mod event;
 mod ids;
 mod op;
+mod plugin;
 mod stat;
 pub mod wire;
 
@@ -15,4 +16,8 @@ pub use error::{AclError, ApiError, BadArgument, ErrorCode, PathError, PermsName
 pub use event::{EventType, WatchKind, WatchedEvent};
 pub use ids::{SessionId, Zxid};
 pub use op::{CreateMode, Op, OpResult, Reply, TTL_MS_MAX};
+pub use plugin::{
+    PLUGIN_FUEL_DEFAULT, PLUGIN_MEMORY_DEFAULT, PluginBinding, PluginFailure, PluginInfo, PluginOp,
+    PluginRefusal, PluginWorld,
+};
 pub use stat::Stat;

@@ -3,6 +3,7 @@
 
 use crate::proto::acl::Acl;
 use crate::proto::error::ApiError;
+use crate::proto::plugin::{PluginInfo, PluginOp};
 use crate::proto::stat::Stat;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,17 @@ pub enum Op {
     },
     /// All of these or none. May not nest.
     Multi(Vec<Op>),
+    /// Runs the operation plugin `plugin` with `path` and `args`; the
+    /// writes it returns apply as one multi, with the session's
+    /// permissions. Not allowed inside a multi.
+    Invoke {
+        plugin: String,
+        path: String,
+        #[serde(with = "serde_bytes")]
+        args: Vec<u8>,
+    },
+    /// A change to the plugin registry. Not allowed inside a multi.
+    Plugin(PluginOp),
 }
 
 impl Op {
@@ -95,8 +107,9 @@ impl Op {
             | Op::Delete { path, .. }
             | Op::SetData { path, .. }
             | Op::SetAcl { path, .. }
-            | Op::Check { path, .. } => Some(path),
-            Op::Multi(_) => None,
+            | Op::Check { path, .. }
+            | Op::Invoke { path, .. } => Some(path),
+            Op::Multi(_) | Op::Plugin(_) => None,
         }
     }
 }
@@ -119,6 +132,18 @@ pub enum OpResult {
     Check,
     /// One result per operation, in order.
     Multi(Vec<OpResult>),
+    /// An operation plugin's output, and the results of the writes it
+    /// asked for, in order.
+    Invoked {
+        #[serde(with = "serde_bytes")]
+        output: Vec<u8>,
+        results: Vec<OpResult>,
+    },
+    /// The registry entry of the plugin changed (installed, bound or
+    /// unbound), as it is now.
+    Plugin(PluginInfo),
+    /// The plugin was removed.
+    PluginRemoved,
 }
 
 /// What a write answers.

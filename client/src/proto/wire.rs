@@ -13,6 +13,7 @@ use crate::proto::error::ApiError;
 use crate::proto::event::{WatchKind, WatchedEvent};
 use crate::proto::ids::{SessionId, Zxid};
 use crate::proto::op::{Op, Reply};
+use crate::proto::plugin::PluginInfo;
 use crate::proto::stat::Stat;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -122,6 +123,8 @@ pub enum Read {
     GetAllChildrenNumber {
         path: String,
     },
+    /// The plugin registry, sorted by name.
+    Plugins,
 }
 
 /// What a server sends.
@@ -217,6 +220,7 @@ pub enum Answer {
     },
     Ephemerals(Vec<String>),
     Count(u64),
+    Plugins(Vec<PluginInfo>),
     Synced,
     Watching,
     Unwatched,

@@ -221,6 +221,12 @@ impl NodeConfig {
         })
     }
 
+    /// Where the node keeps compiled plugin code: a cache in the data
+    /// directory, safe to delete while the node is stopped.
+    pub fn plugin_cache(&self) -> PathBuf {
+        self.data_dir.join("plugin-cache")
+    }
+
     /// Every member's id, this node's included, sorted.
     pub fn members(&self) -> Vec<u64> {
         let mut all: Vec<u64> = self.peers.keys().copied().chain([self.id]).collect();

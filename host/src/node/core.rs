@@ -22,6 +22,7 @@ use crate::storage::{self, Storage, state_entry};
 use crate::{Command, Rearm, Response, StateMachine, Trigger, WatchTable};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, mpsc};
@@ -336,8 +337,12 @@ impl Core {
     /// outcome.
     fn install(&mut self, snapshot: Snapshot) -> Result<(), CoreError> {
         let index = snapshot.meta.index.0;
+        let cache = self.sm.plugin_cache().map(Path::to_owned);
         self.sm = snapshot::read(&snapshot.data[..], self.limits)
             .map_err(|e| CoreError::Snapshot { index, why: e.to_string() })?;
+        if let Some(dir) = cache {
+            self.sm.set_plugin_cache(&dir);
+        }
         self.last_snapshot = snapshot.meta.index;
         self.recent.clear();
         self.recent_floor = self.sm.last_applied();
@@ -602,6 +607,7 @@ impl Core {
                 Read::GetAllChildrenNumber { path } => {
                     Ok(Answer::Count(self.sm.get_all_children_number(&path, &auth).map_err(api)?))
                 }
+                Read::Plugins => Ok(Answer::Plugins(self.sm.plugins())),
             },
             Request::Sync { .. } => Ok(Answer::Synced),
             Request::AddWatch { path, kind } => {

@@ -54,7 +54,7 @@ pub enum NodeError {
 pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let tls = Arc::new(Tls::load(&config.tls)?);
     let (storage, restored) = Storage::open(&config.data_dir)?;
-    let sm = rebuild(&restored, config.limits)?;
+    let sm = rebuild(&restored, config.limits, Some(&config.plugin_cache()))?;
     let endpoint = endpoint(&config, &tls)?;
 
     let (inputs_tx, inputs) = mpsc::channel(CORE_QUEUE);

@@ -304,6 +304,9 @@ fn model_ret(op: &Op, reply: &Result<OpResult, ApiError>) -> TreeRet {
         Ok(OpResult::Delete) => TreeRet::Deleted,
         Ok(OpResult::Check) => TreeRet::Checked,
         Ok(OpResult::SetAcl { .. }) => TreeRet::Checked,
+        Ok(OpResult::Invoked { .. } | OpResult::Plugin(_) | OpResult::PluginRemoved) => {
+            unreachable!("the simulator sends no plugin operations")
+        }
         Ok(OpResult::Multi(results)) => TreeRet::Multi(
             results
                 .iter()

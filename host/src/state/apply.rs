@@ -3,24 +3,34 @@
 //! opening and closing; and the leader's clean-up entries, re-checked here
 //! because the state may have moved since the leader looked.
 
+use super::plugins::{Installed, Registry};
 use super::{Command, Entry, Response, StateMachine, Trigger};
 use crate::limits::Limits;
 use crate::path;
+use crate::plugin::{self, CallContext, CallLimits, ChangeKind, TreeRead};
 use crate::state::acl;
 use crate::state::session::SessionTable;
-use crate::state::tree::{CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, RemovedNode, Slot};
+use crate::state::tree::{
+    CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, ROOT, RemovedNode, Slot,
+};
 use bytes::Bytes;
+use std::path::Path;
 use std::sync::Arc;
 use warren_client::{
-    Acl, ApiError, BadArgument, CreateMode, EventType, Id, Op, OpResult, Perms, Reply, SessionId,
-    TTL_MS_MAX, Zxid,
+    Acl, ApiError, BadArgument, CreateMode, EventType, Id, Op, OpResult, Perms, PluginFailure,
+    PluginOp, PluginRefusal, PluginWorld, Reply, SessionId, Stat, TTL_MS_MAX, Zxid,
 };
+
+/// Bytes of a plugin's reason or error message kept in the reply.
+const PLUGIN_MESSAGE_BYTES_MAX: usize = 1024;
 
 pub(super) fn apply(sm: &mut StateMachine, entry: Entry, triggers: &mut Vec<Trigger>) -> Response {
     let mut txn = Txn {
         tree: &mut sm.tree,
         sessions: &mut sm.sessions,
         limits: &sm.limits,
+        plugins: &mut sm.plugins,
+        plugin_cache: sm.plugin_cache.as_deref(),
         zxid: entry.zxid,
         time_ms: entry.time_ms,
         triggers,
@@ -110,6 +120,9 @@ struct Txn<'a> {
     tree: &'a mut DataTree,
     sessions: &'a mut SessionTable,
     limits: &'a Limits,
+    plugins: &'a mut Arc<Registry>,
+    /// Where this node keeps compiled plugin code (not replicated).
+    plugin_cache: Option<&'a Path>,
     zxid: Zxid,
     time_ms: i64,
     triggers: &'a mut Vec<Trigger>,
@@ -126,6 +139,8 @@ impl Txn<'_> {
         let auth = s.auth.clone();
         match op {
             Op::Multi(ops) => self.multi(session, &auth, ops),
+            Op::Invoke { plugin, path, args } => self.invoke(session, &auth, &plugin, &path, &args),
+            Op::Plugin(change) => self.plugin_change(&auth, change),
             op => self.op(session, &auth, op),
         }
     }
@@ -137,13 +152,34 @@ impl Txn<'_> {
                 max: self.limits.multi_ops_max,
             }));
         }
+        let steps = ops.into_iter().map(Step::Op).collect();
+        self.all_or_nothing(session, auth, steps).map(OpResult::Multi)
+    }
+
+    /// Applies every step, or, at the first failure, undoes those applied
+    /// and fails with the failing step's index.
+    fn all_or_nothing(
+        &mut self,
+        session: SessionId,
+        auth: &[Id],
+        steps: Vec<Step>,
+    ) -> Result<Vec<OpResult>, ApiError> {
         let triggers_before = self.triggers.len();
         self.undo = Some(Vec::new());
-        let mut results = Vec::with_capacity(ops.len());
-        for (index, op) in ops.into_iter().enumerate() {
-            let result = match op {
-                Op::Multi(_) => Err(ApiError::BadArguments(BadArgument::NestedMulti)),
-                op => self.op(session, auth, op),
+        let mut results = Vec::with_capacity(steps.len());
+        for (index, step) in steps.into_iter().enumerate() {
+            let result = match step {
+                Step::Op(Op::Multi(_)) => Err(ApiError::BadArguments(BadArgument::NestedMulti)),
+                Step::Op(Op::Invoke { .. }) => {
+                    Err(ApiError::BadArguments(BadArgument::NotInMulti {
+                        what: "a plugin invocation".into(),
+                    }))
+                }
+                Step::Op(Op::Plugin(_)) => Err(ApiError::BadArguments(BadArgument::NotInMulti {
+                    what: "a plugin change".into(),
+                })),
+                Step::Op(op) => self.op(session, auth, op),
+                Step::Write(write) => self.plugin_write(session, auth, write),
             };
             match result {
                 Ok(result) => results.push(result),
@@ -155,7 +191,7 @@ impl Txn<'_> {
             }
         }
         self.undo = None;
-        Ok(OpResult::Multi(results))
+        Ok(results)
     }
 
     /// Takes the operation by value so its data moves into the tree.
@@ -168,7 +204,9 @@ impl Txn<'_> {
             Op::SetData { path, data, version } => self.set_data(auth, &path, data, version),
             Op::SetAcl { path, acl, version } => self.set_acl(auth, &path, &acl, version),
             Op::Check { path, version } => self.check(auth, &path, version),
-            Op::Multi(_) => unreachable!("multi is handled by Txn::multi"),
+            Op::Multi(_) | Op::Invoke { .. } | Op::Plugin(_) => {
+                unreachable!("handled by Txn::request and Txn::all_or_nothing")
+            }
         }
     }
 
@@ -224,6 +262,8 @@ impl Txn<'_> {
             CreateMode::Persistent | CreateMode::PersistentSequential => 0,
         };
 
+        self.run_validators(ChangeKind::Create, &path, None, Some(&data))?;
+
         // Checked; now change.
         self.record_stat(parent, parent_stat);
         let acl = self.tree.acls.intern(&acl);
@@ -258,6 +298,7 @@ impl Txn<'_> {
         if node.stat.num_children > 0 {
             return Err(ApiError::NotEmpty { path: path.to_owned() });
         }
+        self.run_validators(ChangeKind::Delete, path, Some(&node.data), None)?;
         self.delete_node(slot);
         Ok(OpResult::Delete)
     }
@@ -269,6 +310,12 @@ impl Txn<'_> {
         acl::check(self.tree.acl_of(slot), Perms::WRITE, auth, path)?;
         let old = self.tree.node(slot).stat;
         check_version(path, version, old.version)?;
+        self.run_validators(
+            ChangeKind::SetData,
+            path,
+            Some(&self.tree.node(slot).data),
+            Some(&data),
+        )?;
         let stat = NodeStat {
             version: old.version.wrapping_add(1),
             mzxid: self.zxid.0,
@@ -303,6 +350,269 @@ impl Txn<'_> {
         acl::check(self.tree.acl_of(slot), Perms::READ, auth, path)?;
         check_version(path, version, self.tree.node(slot).stat.version)?;
         Ok(OpResult::Check)
+    }
+
+    // ---- Plugins.
+
+    /// Asks every validator bound at or above `path` about the change; the
+    /// first rejection or failure fails the write.
+    fn run_validators(
+        &self,
+        kind: ChangeKind,
+        path: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<(), ApiError> {
+        if self.plugins.binding_count() == 0 {
+            return Ok(());
+        }
+        let mut change = None;
+        for (name, plugin, config) in self.plugins.validators_for(path) {
+            let change = change.get_or_insert_with(|| plugin::Change {
+                kind,
+                path: path.to_owned(),
+                old_data: old.map(<[u8]>::to_vec),
+                new_data: new.map(<[u8]>::to_vec),
+            });
+            let failed = |why| ApiError::PluginFailed { plugin: name.to_owned(), why };
+            let compiled = plugin.compiled(self.plugin_cache).map_err(failed)?;
+            match plugin::validate(compiled, plugin.limits, self.context(name), change, config) {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    return Err(ApiError::Rejected {
+                        plugin: name.to_owned(),
+                        path: path.to_owned(),
+                        reason: bounded(reason),
+                    });
+                }
+                Err(why) => return Err(failed(why)),
+            }
+        }
+        Ok(())
+    }
+
+    fn context(&self, plugin: &str) -> CallContext {
+        // Zxids stay below 2^55 (checked in StateMachine::apply).
+        CallContext { plugin: plugin.into(), zxid: self.zxid.0 as i64, time_ms: self.time_ms }
+    }
+
+    /// Runs operation `name`; its writes apply as one multi, as the session.
+    fn invoke(
+        &mut self,
+        session: SessionId,
+        auth: &[Id],
+        name: &str,
+        path: &str,
+        args: &[u8],
+    ) -> Reply {
+        self.validate_path(path)?;
+        self.check_data_size(path, args)?;
+        let plugin = self.plugins.get(name).ok_or_else(|| no_plugin(name))?;
+        if plugin.world != PluginWorld::Operation {
+            return Err(refused(
+                name,
+                PluginRefusal::WrongWorld {
+                    expected: PluginWorld::Operation,
+                    actual: plugin.world,
+                },
+            ));
+        }
+        let failed = |why| ApiError::PluginFailed { plugin: name.to_owned(), why };
+        let compiled = plugin.compiled(self.plugin_cache).map_err(failed)?;
+        let reader = Reader { tree: self.tree, auth, limits: self.limits };
+        let outcome =
+            plugin::invoke(compiled, plugin.limits, self.context(name), &reader, path, args)
+                .map_err(failed)?
+                .map_err(|reason| ApiError::PluginError {
+                    plugin: name.to_owned(),
+                    reason: bounded(reason),
+                })?;
+        if outcome.writes.len() > self.limits.multi_ops_max {
+            return Err(failed(PluginFailure::BadOutput {
+                why: format!(
+                    "{} writes, over the limit of {} (a multi's)",
+                    outcome.writes.len(),
+                    self.limits.multi_ops_max
+                ),
+            }));
+        }
+        if outcome.output.len() > self.limits.data_bytes_max {
+            return Err(failed(PluginFailure::BadOutput {
+                why: format!(
+                    "an output of {} bytes, over the limit of {}",
+                    outcome.output.len(),
+                    self.limits.data_bytes_max
+                ),
+            }));
+        }
+        let steps = outcome.writes.into_iter().map(Step::Write).collect();
+        let results = self.all_or_nothing(session, auth, steps)?;
+        Ok(OpResult::Invoked { output: outcome.output, results })
+    }
+
+    /// One write an operation asked for, as the session would make it.
+    /// Created nodes take their parent's ACL.
+    fn plugin_write(&mut self, session: SessionId, auth: &[Id], write: plugin::Write) -> Reply {
+        match write {
+            plugin::Write::Create(c) => {
+                let acl = self
+                    .tree
+                    .lookup(path::parent(&c.path))
+                    .map(|parent| self.tree.acl_of(parent).to_vec())
+                    // No parent: the create fails with NoNode whatever the ACL.
+                    .unwrap_or_else(Acl::open);
+                let mode = match c.mode {
+                    plugin::CreateMode::Persistent => CreateMode::Persistent,
+                    plugin::CreateMode::PersistentSequential => CreateMode::PersistentSequential,
+                    plugin::CreateMode::Ephemeral => CreateMode::Ephemeral,
+                    plugin::CreateMode::EphemeralSequential => CreateMode::EphemeralSequential,
+                };
+                self.create(session, auth, &c.path, c.data, &acl, mode)
+            }
+            plugin::Write::SetData(w) => self.set_data(auth, &w.path, w.data, w.version),
+            plugin::Write::Delete(w) => self.delete(auth, &w.path, w.version),
+            plugin::Write::Check(w) => self.check(auth, &w.path, w.version),
+        }
+    }
+
+    /// Installs, binds, unbinds or removes a plugin: administration of the
+    /// whole tree, so it needs ADMIN on the root.
+    fn plugin_change(&mut self, auth: &[Id], change: PluginOp) -> Reply {
+        acl::check(self.tree.acl_of(ROOT), Perms::ADMIN, auth, "/")?;
+        let name = change.name().to_owned();
+        check_plugin_name(&name)?;
+        match change {
+            PluginOp::Install { name, component, sha256, fuel, memory_bytes, expected_version } => {
+                self.install(
+                    &name,
+                    component,
+                    &sha256,
+                    CallLimits { fuel, memory_bytes },
+                    expected_version,
+                )
+            }
+            PluginOp::Bind { name, prefix, config } => {
+                self.validate_path(&prefix)?;
+                self.check_data_size(&prefix, &config)?;
+                let plugin = self.plugins.get(&name).ok_or_else(|| no_plugin(&name))?;
+                if plugin.world != PluginWorld::Validator {
+                    return Err(refused(
+                        &name,
+                        PluginRefusal::WrongWorld {
+                            expected: PluginWorld::Validator,
+                            actual: plugin.world,
+                        },
+                    ));
+                }
+                let new = !plugin.bindings.contains_key(&prefix);
+                if new && self.plugins.binding_count() >= self.limits.bindings_max {
+                    return Err(refused(
+                        &name,
+                        PluginRefusal::Limit {
+                            what: "the number of bindings".into(),
+                            value: self.plugins.binding_count() as u64 + 1,
+                            max: self.limits.bindings_max as u64,
+                        },
+                    ));
+                }
+                Arc::make_mut(self.plugins).rebind(&name, |bindings| {
+                    bindings.insert(prefix, Bytes::from(config));
+                });
+                Ok(OpResult::Plugin(self.plugins.get(&name).expect("bound").info(&name)))
+            }
+            PluginOp::Unbind { name, prefix } => {
+                let plugin = self.plugins.get(&name).ok_or_else(|| no_plugin(&name))?;
+                if !plugin.bindings.contains_key(&prefix) {
+                    return Err(refused(&name, PluginRefusal::NotBound { prefix }));
+                }
+                Arc::make_mut(self.plugins).rebind(&name, |bindings| {
+                    bindings.remove(&prefix);
+                });
+                Ok(OpResult::Plugin(self.plugins.get(&name).expect("unbound").info(&name)))
+            }
+            PluginOp::Remove { name } => {
+                let plugin = self.plugins.get(&name).ok_or_else(|| no_plugin(&name))?;
+                if !plugin.bindings.is_empty() {
+                    let prefixes = plugin.bindings.keys().cloned().collect();
+                    return Err(refused(&name, PluginRefusal::Bound { prefixes }));
+                }
+                Arc::make_mut(self.plugins).remove(&name);
+                Ok(OpResult::PluginRemoved)
+            }
+        }
+    }
+
+    fn install(
+        &mut self,
+        name: &str,
+        component: Vec<u8>,
+        sha256: &[u8],
+        limits: CallLimits,
+        expected_version: Option<u32>,
+    ) -> Reply {
+        let refuse = |why| Err(refused(name, why));
+        let current = self.plugins.get(name);
+        let version = current.map_or(0, |p| p.version);
+        if let Some(expected) = expected_version
+            && expected != version
+        {
+            return refuse(PluginRefusal::BadVersion { expected, actual: version });
+        }
+        for (what, value, max) in [
+            ("its size in bytes", component.len() as u64, self.limits.plugin_bytes_max as u64),
+            ("its fuel (--fuel)", limits.fuel, self.limits.plugin_fuel_max),
+            (
+                "its memory in bytes (--memory-mib)",
+                limits.memory_bytes,
+                self.limits.plugin_memory_max,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return refuse(PluginRefusal::Limit { what: what.into(), value, max });
+            }
+        }
+        if current.is_none() && self.plugins.len() >= self.limits.plugins_max {
+            return refuse(PluginRefusal::Limit {
+                what: "the number of plugins".into(),
+                value: self.plugins.len() as u64 + 1,
+                max: self.limits.plugins_max as u64,
+            });
+        }
+        let sha = plugin::sha256(&component);
+        if sha256 != sha {
+            return refuse(PluginRefusal::Checksum);
+        }
+        let compiled = match plugin::load(&sha, &component, self.plugin_cache) {
+            Ok(compiled) => compiled,
+            Err(why) => return refuse(PluginRefusal::Invalid(why)),
+        };
+        if let Some(current) = current
+            && !current.bindings.is_empty()
+            && compiled.world() != current.world
+        {
+            return refuse(PluginRefusal::WrongWorld {
+                expected: current.world,
+                actual: compiled.world(),
+            });
+        }
+        if let Err(failure) = plugin::check_limits(&compiled, limits) {
+            return refuse(PluginRefusal::Invalid(format!(
+                "it cannot start within its limits: it {failure}"
+            )));
+        }
+        let bindings = current.map(|p| p.bindings.clone()).unwrap_or_default();
+        let mut installed = Installed::new(
+            version + 1,
+            compiled.world(),
+            sha,
+            Bytes::from(component),
+            limits,
+            self.zxid,
+        )
+        .with_compiled(compiled);
+        installed.bindings = bindings;
+        Arc::make_mut(self.plugins).put(name, installed);
+        Ok(OpResult::Plugin(self.plugins.get(name).expect("installed").info(name)))
     }
 
     /// Ends a session: its ephemerals go, in path order, then the session.
@@ -466,4 +776,82 @@ fn rename_path(error: ApiError, path: &str) -> ApiError {
         }
         other => other,
     }
+}
+
+/// One step of an all-or-nothing change: a client's operation, or a write
+/// an operation plugin asked for.
+enum Step {
+    Op(Op),
+    Write(plugin::Write),
+}
+
+/// The tree as an operation plugin reads it: before the entry's writes,
+/// with the calling session's permissions.
+struct Reader<'a> {
+    tree: &'a DataTree,
+    auth: &'a [Id],
+    limits: &'a Limits,
+}
+
+impl Reader<'_> {
+    fn readable(&self, path: &str) -> Result<Option<Slot>, String> {
+        path::validate(path, self.limits.path_bytes_max)
+            .map_err(|why| format!("{path} is not a valid path: {why}"))?;
+        let Some(slot) = self.tree.lookup(path) else { return Ok(None) };
+        acl::check(self.tree.acl_of(slot), Perms::READ, self.auth, path)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(slot))
+    }
+}
+
+impl TreeRead for Reader<'_> {
+    fn get_data(&self, path: &str) -> Result<Option<(Vec<u8>, Stat)>, String> {
+        Ok(self.readable(path)?.map(|slot| {
+            let node = self.tree.node(slot);
+            (node.data.to_vec(), node.public_stat())
+        }))
+    }
+
+    fn get_children(&self, path: &str) -> Result<Option<Vec<String>>, String> {
+        Ok(self
+            .readable(path)?
+            .map(|slot| self.tree.child_names(slot).into_iter().map(str::to_owned).collect()))
+    }
+}
+
+/// A plugin name: 1 to 64 letters, digits, '-', '_' or '.'.
+fn check_plugin_name(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(refused(
+            name,
+            PluginRefusal::Invalid(
+                "a plugin name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ),
+        ))
+    }
+}
+
+fn no_plugin(name: &str) -> ApiError {
+    ApiError::NoPlugin { name: name.to_owned() }
+}
+
+fn refused(name: &str, why: PluginRefusal) -> ApiError {
+    ApiError::PluginRefused { name: name.to_owned(), why }
+}
+
+/// A plugin's message, cut to what a reply carries.
+fn bounded(mut message: String) -> String {
+    if message.len() > PLUGIN_MESSAGE_BYTES_MAX {
+        let mut end = PLUGIN_MESSAGE_BYTES_MAX;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }

@@ -12,6 +12,7 @@
 mod acl;
 mod apply;
 mod digest;
+mod plugins;
 mod session;
 pub mod snapshot;
 mod tree;
@@ -21,6 +22,7 @@ pub use session::Session;
 use crate::limits::{CHILDREN_PER_REPLY_MAX, Limits};
 use crate::path;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tree::{DataTree, Slot};
 use warren_client::{
@@ -122,12 +124,16 @@ pub struct Children {
     pub more: bool,
 }
 
-/// The znode tree and the session table, with their digest.
+/// The znode tree, the session table and the plugin registry, with their
+/// digest.
 pub struct StateMachine {
     tree: DataTree,
     sessions: session::SessionTable,
+    plugins: Arc<plugins::Registry>,
     limits: Limits,
     last_applied: Zxid,
+    /// Where this node keeps compiled plugin code: a cache, not state.
+    plugin_cache: Option<PathBuf>,
 }
 
 impl StateMachine {
@@ -136,9 +142,22 @@ impl StateMachine {
         StateMachine {
             tree: DataTree::new(),
             sessions: session::SessionTable::default(),
+            plugins: Arc::default(),
             limits,
             last_applied: Zxid(0),
+            plugin_cache: None,
         }
+    }
+
+    /// Keeps compiled plugin code in `dir` across restarts (the node's data
+    /// directory), instead of compiling each plugin again at first use.
+    pub fn set_plugin_cache(&mut self, dir: &Path) {
+        self.plugin_cache = Some(dir.to_owned());
+    }
+
+    /// Where compiled plugin code is kept, if anywhere.
+    pub fn plugin_cache(&self) -> Option<&Path> {
+        self.plugin_cache.as_deref()
     }
 
     /// Applies one committed entry. Entries must come in strictly increasing
@@ -177,7 +196,12 @@ impl StateMachine {
     /// The digest of the whole replicated state: equal on every replica that
     /// applied the same entries.
     pub fn digest(&self) -> u64 {
-        self.tree.digest().wrapping_add(self.sessions.digest())
+        self.tree.digest().wrapping_add(self.sessions.digest()).wrapping_add(self.plugins.digest())
+    }
+
+    /// The installed plugins, by name, with their bindings.
+    pub fn plugins(&self) -> Vec<warren_client::PluginInfo> {
+        self.plugins.iter().map(|(name, p)| p.info(name)).collect()
     }
 
     pub fn limits(&self) -> &Limits {

@@ -15,16 +15,23 @@
 //!           by name): path str, data bytes, czxid u64, mzxid u64, pzxid u64,
 //!           ctime i64, mtime i64, ephemeral_owner u64, version i32,
 //!           cversion i32, aversion i32, acl ref u32
+//! plugins:  count u32, then per plugin by name: name str, version u32,
+//!           world u32 (0 validator, 1 operation), sha256 (32 bytes),
+//!           component bytes, fuel u64, memory u64, installed zxid u64,
+//!           bindings u32, per binding by prefix: prefix str, config bytes
 //! checksum: xxh3-64 of every byte before it, u64
 //! ```
 //!
 //! `num_children` and each session's ephemerals are derived on restore; the
-//! digest is recomputed and must equal the stored one.
+//! digest is recomputed and must equal the stored one. Plugins are compiled
+//! again when first used, not when restored.
 
 use super::StateMachine;
+use super::plugins::{Installed, Registry, world_code, world_of_code};
 use super::tree::{NodeKind, NodeStat, Nodes, ROOT, Slot};
 use crate::limits::Limits;
 use crate::path;
+use crate::plugin::CallLimits;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -34,7 +41,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 const MAGIC: &[u8; 8] = b"WRNSNAP\0";
 /// Bumped whenever the layout or the digest's hashing changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug, Error)]
@@ -79,6 +86,7 @@ pub struct SnapshotView {
     sessions: Vec<(SessionId, u32, Arc<[Id]>)>,
     acls: Vec<Option<Arc<[Acl]>>>,
     nodes: Nodes,
+    plugins: Arc<Registry>,
 }
 
 impl SnapshotView {
@@ -93,6 +101,7 @@ impl SnapshotView {
                 .collect(),
             acls: sm.tree.acls.lists(),
             nodes: sm.tree.freeze(),
+            plugins: sm.plugins.clone(),
         }
     }
 
@@ -171,6 +180,25 @@ pub fn write_view(view: &SnapshotView, out: impl Write) -> Result<(), SnapshotEr
             w.u32(word as u32)?;
         }
         w.u32(acl_refs[&Arc::as_ptr(view.acl_of(slot))])?;
+    }
+
+    w.u32(view.plugins.len() as u32)?;
+    for (name, p) in view.plugins.iter() {
+        w.str(name)?;
+        w.u32(p.version)?;
+        w.u32(world_code(p.world).into())?;
+        w.bytes(&p.sha256)?;
+        w.u32(p.component.len() as u32)?;
+        w.bytes(&p.component)?;
+        w.u64(p.limits.fuel)?;
+        w.u64(p.limits.memory_bytes)?;
+        w.u64(p.installed.0)?;
+        w.u32(p.bindings.len() as u32)?;
+        for (prefix, config) in &p.bindings {
+            w.str(prefix)?;
+            w.u32(config.len() as u32)?;
+            w.bytes(config)?;
+        }
     }
     w.finish()?;
     Ok(())
@@ -276,6 +304,54 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
         }
         sm.tree.insert(parent, path.into(), data.into(), stat, acl);
     }
+
+    let plugins = r.count(limits.plugins_max, "plugin count")?;
+    let mut registry = Registry::default();
+    let mut bindings_total = 0;
+    for _ in 0..plugins {
+        let name = r.str(64, "plugin name length")?;
+        let version = r.u32()?;
+        let world = u8::try_from(r.u32()?)
+            .ok()
+            .and_then(world_of_code)
+            .ok_or_else(|| malformed("unknown plugin world", &name))?;
+        let mut sha256 = [0u8; 32];
+        r.exact(&mut sha256)?;
+        let component = r.bytes(limits.plugin_bytes_max, "plugin size")?;
+        if crate::plugin::sha256(&component) != sha256 {
+            return Err(malformed("plugin bytes do not match their SHA-256", &name));
+        }
+        let fuel = r.u64()?;
+        let memory_bytes = r.u64()?;
+        let installed = Zxid(r.u64()?);
+        let limits_of_call = CallLimits { fuel, memory_bytes };
+        let mut plugin =
+            Installed::new(version, world, sha256, component.into(), limits_of_call, installed);
+        let count = r.count(limits.bindings_max, "binding count")?;
+        if count > 0 && world != warren_client::PluginWorld::Validator {
+            return Err(malformed("bindings of a plugin that is not a validator", &name));
+        }
+        bindings_total += count;
+        if bindings_total > limits.bindings_max {
+            return Err(SnapshotError::OverLimit {
+                what: "binding count",
+                value: bindings_total,
+                max: limits.bindings_max,
+            });
+        }
+        for _ in 0..count {
+            let prefix = r.str(limits.path_bytes_max, "binding prefix length")?;
+            path::validate(&prefix, limits.path_bytes_max)
+                .map_err(|_| malformed("invalid binding prefix", &prefix))?;
+            let config = r.bytes(limits.data_bytes_max, "binding config length")?;
+            plugin.bindings.insert(prefix, config.into());
+        }
+        if registry.get(&name).is_some() {
+            return Err(malformed("duplicate plugin", name));
+        }
+        registry.put(&name, plugin);
+    }
+    sm.plugins = Arc::new(registry);
 
     let computed = r.digest();
     let mut stored = [0u8; 8];

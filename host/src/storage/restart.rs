@@ -7,6 +7,7 @@ use crate::consensus::{EntryKind, LogEntry, Restored};
 use crate::state::DecodeError;
 use crate::state::snapshot::{self, SnapshotError};
 use crate::{Command, Entry, Limits, StateMachine};
+use std::path::Path;
 use thiserror::Error;
 use warren_client::Zxid;
 
@@ -19,13 +20,21 @@ pub enum RestartError {
     Entry { index: u64, source: DecodeError },
 }
 
-/// The state machine as of the last committed entry of `restored`.
-pub fn rebuild(restored: &Restored, limits: Limits) -> Result<StateMachine, RestartError> {
+/// The state machine as of the last committed entry of `restored`, keeping
+/// compiled plugin code in `plugin_cache` when given.
+pub fn rebuild(
+    restored: &Restored,
+    limits: Limits,
+    plugin_cache: Option<&Path>,
+) -> Result<StateMachine, RestartError> {
     let mut sm = match &restored.snapshot {
         Some(s) => snapshot::read(&s.data[..], limits)
             .map_err(|source| RestartError::Snapshot { index: s.meta.index.0, source })?,
         None => StateMachine::new(limits),
     };
+    if let Some(dir) = plugin_cache {
+        sm.set_plugin_cache(dir);
+    }
     let commit = restored.hard_state.commit;
     for entry in restored.entries.iter().take_while(|e| e.index <= commit) {
         if entry.index.0 <= sm.last_applied().0 {

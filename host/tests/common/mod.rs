@@ -177,3 +177,24 @@ pub fn dump(sm: &StateMachine, auth: &[Id]) -> Vec<(String, Vec<u8>, Stat, Vec<A
     }
     out
 }
+
+/// Installs `component` as plugin `name` with these limits.
+pub fn install_plugin(name: &str, component: &[u8], fuel: u64, memory_bytes: u64) -> Op {
+    Op::Plugin(warren_client::PluginOp::Install {
+        name: name.into(),
+        component: component.to_vec(),
+        sha256: warren::plugin::sha256(component).to_vec(),
+        fuel,
+        memory_bytes,
+        expected_version: None,
+    })
+}
+
+/// Binds validator `name` to `prefix` with `config`.
+pub fn bind_plugin(name: &str, prefix: &str, config: &str) -> Op {
+    Op::Plugin(warren_client::PluginOp::Bind {
+        name: name.into(),
+        prefix: prefix.into(),
+        config: config.as_bytes().to_vec(),
+    })
+}

@@ -193,14 +193,20 @@ fn compile(sha: &[u8; 32], bytes: &[u8], cache_dir: Option<&Path>) -> Result<Com
     }
     let cached = cache_dir.map(|dir| cache_file(dir, sha));
     if let Some(file) = &cached
-        && file.exists()
+        && let Ok(stored) = std::fs::read(file)
     {
-        // SAFETY: the file holds machine code this node wrote itself (see
-        // below) for this very engine configuration and wasmtime version
-        // (both in its name); deserialize checks the version again.
-        match unsafe { Component::deserialize_file(engine, file) } {
-            Ok(component) => return Ok(component),
-            Err(e) => tracing::warn!("ignoring cached plugin code {}: {e}", file.display()),
+        match verified(&stored) {
+            // SAFETY: the code is what this node wrote (its checksum holds)
+            // for this very engine configuration and wasmtime version (both
+            // in the file's name); deserialize checks the version again.
+            Some(code) => match unsafe { Component::deserialize(engine, code) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!("ignoring cached plugin code {}: {e}", file.display()),
+            },
+            None => tracing::warn!(
+                "cached plugin code {} fails its checksum; compiling it again",
+                file.display()
+            ),
         }
     }
     let component =
@@ -224,8 +230,19 @@ fn cache_file(dir: &Path, sha: &[u8; 32]) -> PathBuf {
     dir.join(format!("{hex}-{engine_hash:016x}.cwasm"))
 }
 
+/// The machine code in a cache file, if its trailing SHA-256 holds: a
+/// damaged file is never loaded as code.
+fn verified(stored: &[u8]) -> Option<&[u8]> {
+    let split = stored.len().checked_sub(32)?;
+    let (code, sum) = stored.split_at(split);
+    (sha256(code) == sum).then_some(code)
+}
+
+/// Writes the component's machine code and its SHA-256, atomically.
 fn write_cache(file: &Path, component: &Component) -> std::io::Result<()> {
-    let code = component.serialize().map_err(std::io::Error::other)?;
+    let mut code = component.serialize().map_err(std::io::Error::other)?;
+    let sum = sha256(&code);
+    code.extend_from_slice(&sum);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -371,5 +388,36 @@ fn failure(error: wasmtime::Error, store: &Store<CallState>, limits: CallLimits)
         // Not a trap: an instantiation or host error. Their messages come
         // from wasmtime's checks of the component, the same everywhere.
         None => PluginFailure::Trap { message: format!("{}", error.root_cause()) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_code_is_written_checked_and_rewritten_when_damaged() {
+        // Proves the disk cache: compiling writes a file named by both hashes
+        // whose checksum verifies; a damaged file is not loaded (its checksum
+        // fails) and is replaced by a good one on the next compile.
+        let dir = std::env::temp_dir().join(format!("warren-plugin-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bytes = warren_plugins::bytes("counter");
+        let sha = sha256(bytes);
+        compile(&sha, bytes, Some(&dir)).expect("compiles");
+        let file = cache_file(&dir, &sha);
+        let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(file.file_name().unwrap().to_string_lossy().starts_with(&hex));
+        let mut stored = std::fs::read(&file).expect("the cache file");
+        assert!(verified(&stored).is_some());
+        let middle = stored.len() / 2;
+        stored[middle] ^= 0x40;
+        assert!(verified(&stored).is_none(), "a flipped byte fails the checksum");
+        assert!(verified(&stored[..16]).is_none(), "a short file fails");
+        std::fs::write(&file, &stored).expect("damage it");
+        let component = compile(&sha, bytes, Some(&dir)).expect("compiles again");
+        assert_eq!(prepare(&component).expect("links").world(), PluginWorld::Operation);
+        assert!(verified(&std::fs::read(&file).expect("rewritten")).is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

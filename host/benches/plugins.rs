@@ -127,7 +127,7 @@ fn main() {
 
     // A realistic config document of about 1 KiB.
     let doc = |i: usize| {
-        let tags: Vec<String> = (0..40).map(|t| format!("\"tag-{t:03}-{i}\"")).collect();
+        let tags: Vec<String> = (0..80).map(|t| format!("\"tag-{t:03}-{i}\"")).collect();
         format!(
             r#"{{"name":"service-{i}","port":{},"replicas":3,"tags":[{}],"limits":{{"cpu":1.5,"memory":2048}}}}"#,
             1 + i % 60000,

@@ -3,10 +3,11 @@
 //! allowed here; each command returns its output lines or one sentence of
 //! error.
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use warren::bench::{self, PluginKind, ReadMode, Workload};
 use warren::node::{NodeConfig, Timing};
 use warren_client::wire::ServerStatus;
 use warren_client::{
@@ -786,5 +787,272 @@ fn terminate(pid: u32) {
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
+    }
+}
+
+/// `warren bench`: a closed-loop load against the cluster, after etcd's
+/// `benchmark` tool. Every flag that applies to one workload only is
+/// refused with the others.
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// What the clients do: create unique nodes, set or get one of --keys
+    /// nodes, a mix of local gets and sets, a write fanned out to
+    /// --watchers watchers, or writes through a plugin.
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Create)]
+    workload: WorkloadArg,
+    /// Clients, each with its own session (the watch workload has one
+    /// writer).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    clients: u32,
+    /// Requests in flight per client, each issued when the previous one
+    /// on its slot completed.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    in_flight: u32,
+    /// Nodes that set, get, mixed and plugin spread over, created before
+    /// the clock starts.
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    keys: u32,
+    /// Bytes of data per write.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    value_size: usize,
+    /// Seconds of load before the measured window (not counted).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_warmup)]
+    warmup: f64,
+    /// Seconds of the measured window.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_duration)]
+    duration: f64,
+    /// create: sequential nodes, all under one parent.
+    #[arg(long)]
+    sequential: bool,
+    /// get: local (the connected server's state), sync (a sync, then a
+    /// local read) or linearizable [default: local].
+    #[arg(long, value_enum)]
+    read: Option<ReadArg>,
+    /// mixed: the fraction of operations that are local gets; the rest are
+    /// sets [default: 0.9].
+    #[arg(long, value_name = "R")]
+    read_ratio: Option<f64>,
+    /// watch: sessions holding a persistent watch on the written node
+    /// [default: 16].
+    #[arg(long, value_name = "W", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    watchers: Option<u32>,
+    /// plugin: the json-schema validator bound to the run's parent (sets of
+    /// a valid JSON document), or the counter operation (delta 1 on one of
+    /// --keys counters).
+    #[arg(long, value_enum)]
+    plugin: Option<PluginArg>,
+    /// plugin: the component to install [default:
+    /// target/plugins/json-schema.wasm or target/plugins/counter.wasm,
+    /// built by `cargo build -p warren-plugins`].
+    #[arg(long, value_name = "PATH")]
+    component: Option<PathBuf>,
+    /// The server processes whose CPU time is measured, comma-separated.
+    #[arg(long, value_name = "PIDS", value_delimiter = ',', conflicts_with = "dev_dir")]
+    server_pids: Option<Vec<u32>>,
+    /// A `warren dev` directory: its n*.pid files give the server
+    /// processes, and its client.toml is the client configuration when
+    /// neither --config nor WARREN_CONFIG is given.
+    #[arg(long, value_name = "DIR")]
+    dev_dir: Option<PathBuf>,
+    /// Leave the run's nodes and plugin in place afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WorkloadArg {
+    Create,
+    Set,
+    Get,
+    Mixed,
+    Watch,
+    Plugin,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReadArg {
+    Local,
+    Sync,
+    Linearizable,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PluginArg {
+    Validator,
+    Counter,
+}
+
+/// `--warmup`: seconds, 0 or more.
+fn parse_warmup(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (0.0..=86_400.0).contains(&secs) => Ok(secs),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 86400")),
+    }
+}
+
+/// `--duration`: seconds, above 0.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err(format!("{s:?} is not a number of seconds above 0 and at most 86400")),
+    }
+}
+
+impl BenchArgs {
+    /// The run's parameters, with the component read and the server PIDs
+    /// found; one sentence for a flag that does not fit the workload.
+    fn params(&self) -> Result<bench::Params, String> {
+        let name = self.workload.to_possible_value().map(|v| v.get_name().to_owned());
+        let name = name.unwrap_or_default();
+        let only = |flag: &str, workload: &str| {
+            Err(format!("{flag} applies to --workload {workload} only, not to --workload {name}"))
+        };
+        let w = self.workload;
+        if self.sequential && !matches!(w, WorkloadArg::Create) {
+            return only("--sequential", "create");
+        }
+        if self.read.is_some() && !matches!(w, WorkloadArg::Get) {
+            return only("--read", "get");
+        }
+        if self.read_ratio.is_some() && !matches!(w, WorkloadArg::Mixed) {
+            return only("--read-ratio", "mixed");
+        }
+        if self.watchers.is_some() && !matches!(w, WorkloadArg::Watch) {
+            return only("--watchers", "watch");
+        }
+        if self.plugin.is_some() && !matches!(w, WorkloadArg::Plugin) {
+            return only("--plugin", "plugin");
+        }
+        if self.component.is_some() && !matches!(w, WorkloadArg::Plugin) {
+            return only("--component", "plugin");
+        }
+        let workload = match w {
+            WorkloadArg::Create => Workload::Create { sequential: self.sequential },
+            WorkloadArg::Set => Workload::Set,
+            WorkloadArg::Get => Workload::Get {
+                read: match self.read.unwrap_or(ReadArg::Local) {
+                    ReadArg::Local => ReadMode::Local,
+                    ReadArg::Sync => ReadMode::Sync,
+                    ReadArg::Linearizable => ReadMode::Linearizable,
+                },
+            },
+            WorkloadArg::Mixed => Workload::Mixed { read_ratio: self.read_ratio.unwrap_or(0.9) },
+            WorkloadArg::Watch => {
+                Workload::Watch { watchers: self.watchers.unwrap_or(16) as usize }
+            }
+            WorkloadArg::Plugin => {
+                let kind = match self.plugin {
+                    Some(PluginArg::Validator) => PluginKind::Validator,
+                    Some(PluginArg::Counter) => PluginKind::Counter,
+                    None => {
+                        return Err(
+                            "--workload plugin needs --plugin validator or --plugin counter".into(),
+                        );
+                    }
+                };
+                let file = self.component.clone().unwrap_or_else(|| kind.default_component());
+                let component = read_file(
+                    &file,
+                    "the plugin component",
+                    "run `cargo build -p warren-plugins` from the repository root to build it, or give --component PATH",
+                )?;
+                if !component.starts_with(b"\0asm") {
+                    return Err(format!(
+                        "{} is not WebAssembly (it does not start with \\0asm); give the path of a WebAssembly component with --component",
+                        file.display()
+                    ));
+                }
+                Workload::Plugin { kind, file, component }
+            }
+        };
+        let server_pids = match (&self.server_pids, &self.dev_dir) {
+            (Some(pids), _) => {
+                for &pid in pids {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        return Err(format!(
+                            "--server-pids names process {pid}, which is not running; give the PIDs of the running servers"
+                        ));
+                    }
+                }
+                Some(pids.clone())
+            }
+            (None, Some(dir)) => Some(bench::cpu::dev_pids(dir)?),
+            (None, None) => None,
+        };
+        let params = bench::Params {
+            workload,
+            clients: self.clients as usize,
+            in_flight: self.in_flight as usize,
+            keys: self.keys as usize,
+            value_size: self.value_size,
+            warmup: Duration::from_secs_f64(self.warmup),
+            duration: Duration::from_secs_f64(self.duration),
+            server_pids,
+            keep: self.keep,
+        };
+        params.check()?;
+        Ok(params)
+    }
+}
+
+/// `warren bench`: runs one workload and prints its report (progress on
+/// stderr while it runs).
+pub async fn bench(mut client: ClientArgs, args: BenchArgs) -> Result<(), String> {
+    let params = args.params()?;
+    if client.config.is_none()
+        && std::env::var_os("WARREN_CONFIG").is_none()
+        && let Some(dir) = &args.dev_dir
+    {
+        client.config = Some(dir.join("client.toml"));
+    }
+    let config = load_config(&client)?;
+    let system = bench::warren::Warren::new(config);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = false;
+    let report = bench::run(&system, &params, |p| {
+        let line = progress_line(p);
+        if terminal {
+            eprint!("\r{line:<72}");
+            shown = true;
+        } else {
+            eprintln!("{line}");
+        }
+    })
+    .await;
+    if shown {
+        eprint!("\r{:72}\r", "");
+    }
+    let report = report?;
+    if client.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
+/// One line of progress.
+fn progress_line(p: &bench::Progress) -> String {
+    use bench::Phase;
+    match p.phase {
+        Phase::WarmUp | Phase::Measuring => {
+            let errors = match p.errors {
+                0 => String::new(),
+                1 => ", 1 error".to_owned(),
+                n => format!(", {n} errors"),
+            };
+            format!(
+                "{} {:.0}/{:.0} s: {} ops, {:.0} ops/s{errors}",
+                p.phase.name(),
+                p.elapsed.as_secs_f64(),
+                p.length.as_secs_f64(),
+                p.ops,
+                p.rate
+            )
+        }
+        Phase::Finishing => {
+            format!("finishing: {} ops counted; waiting for the requests in flight", p.ops)
+        }
+        Phase::Cleanup => format!("cleanup: deleting {} nodes", p.ops),
     }
 }

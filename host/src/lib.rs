@@ -4,6 +4,7 @@
 //! deterministic cluster simulator (`sim`), and the `warren` binary. See ARCHITECTURE.md for
 //! the map.
 
+pub mod bench;
 pub mod consensus;
 pub mod demo;
 pub mod dev;

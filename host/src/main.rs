@@ -42,6 +42,10 @@ enum Cmd {
     },
     #[command(flatten)]
     Client(commands::ClientCmd),
+    /// Measures the cluster: N clients in a closed loop running one
+    /// workload, then ops/s, latency percentiles, errors and the servers'
+    /// CPU time per operation. See BENCHMARKS.md.
+    Bench(commands::BenchArgs),
     /// Apply a scripted workload to the replicated state machine alone and
     /// print the resulting tree.
     Demo,
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Cmd::Client(cmd) => {
             runtime().and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))
         }
+        Cmd::Bench(args) => runtime().and_then(|rt| rt.block_on(commands::bench(cli.client, args))),
         Cmd::Demo => {
             print!("{}", warren::demo::run());
             Ok(())

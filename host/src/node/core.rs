@@ -182,6 +182,10 @@ pub(crate) struct Core {
     last_cleanup: Instant,
     was_leader: bool,
     snapshotting: bool,
+    /// The size of the last snapshot written, to size the next one's buffer
+    /// at once (growing a gigabyte buffer by doubling copies it and faults
+    /// in fresh pages on the way, stalling the other threads).
+    snapshot_bytes: usize,
     last_snapshot: LogIndex,
     /// The latest triggers applied here, oldest first: every trigger after
     /// `recent_floor`.
@@ -222,6 +226,7 @@ impl Core {
         raft_config.election_tick = config.timing.election_ticks;
         raft_config.heartbeat_tick = config.timing.heartbeat_ticks;
         let last_snapshot = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |s| s.data.len());
         let raft = Raft::new(raft_config, restored);
         let recent_floor = sm.last_applied();
         Core {
@@ -250,6 +255,7 @@ impl Core {
             last_cleanup: Instant::now(),
             was_leader: false,
             snapshotting: false,
+            snapshot_bytes,
             last_snapshot,
             recent: VecDeque::new(),
             recent_floor,
@@ -344,6 +350,7 @@ impl Core {
             self.sm.set_plugin_cache(&dir);
         }
         self.last_snapshot = snapshot.meta.index;
+        self.snapshot_bytes = snapshot.data.len();
         self.recent.clear();
         self.recent_floor = self.sm.last_applied();
         let covered: Vec<LogIndex> =
@@ -1033,8 +1040,9 @@ impl Core {
         let dir = self.storage.snapshots_dir();
         let tx = self.inputs_tx.clone();
         self.snapshotting = true;
+        let capacity = self.snapshot_bytes + self.snapshot_bytes / 4 + (1 << 20);
         std::thread::spawn(move || {
-            let mut data = Vec::new();
+            let mut data = Vec::with_capacity(capacity);
             let result =
                 snapshot::write_view(&view, &mut data).map_err(|e| e.to_string()).and_then(|()| {
                     let snapshot = Snapshot { meta, data: Bytes::from(data) };
@@ -1052,6 +1060,7 @@ impl Core {
             Ok(snapshot) => {
                 let index = snapshot.meta.index;
                 self.last_snapshot = index;
+                self.snapshot_bytes = snapshot.data.len();
                 self.storage.snapshot_saved(index)?;
                 self.raft.compact(index, snapshot.data);
             }

@@ -352,22 +352,29 @@ fn read_file(file: &Path, what: &str, next: &str) -> Result<Vec<u8>, String> {
     std::fs::read(file).map_err(|e| format!("cannot read {what} {}: {e}; {next}", file.display()))
 }
 
+/// Reads a plugin component file, refusing one that is not WebAssembly
+/// before anything is sent; `next` ends the messages.
+fn read_component(file: &Path, what: &str, next: &str) -> Result<Vec<u8>, String> {
+    let component = read_file(file, what, next)?;
+    if !component.starts_with(b"\0asm") {
+        return Err(format!(
+            "{} is not WebAssembly (it does not start with \\0asm); {next}",
+            file.display()
+        ));
+    }
+    Ok(component)
+}
+
 impl PluginCall {
     /// Reads the files `cmd` names.
     fn prepare(cmd: PluginCmd) -> Result<PluginCall, String> {
         Ok(match cmd {
             PluginCmd::Install { name, file, fuel, memory_mib, expect_version } => {
-                let component = read_file(
+                let component = read_component(
                     &file,
                     "plugin file",
                     "give the path of a WebAssembly component (`cargo build -p warren-plugins` builds the examples into target/plugins/)",
                 )?;
-                if !component.starts_with(b"\0asm") {
-                    return Err(format!(
-                        "{} is not WebAssembly (it does not start with \\0asm); give the path of a WebAssembly component",
-                        file.display()
-                    ));
-                }
                 let options = InstallOptions {
                     fuel,
                     memory_bytes: memory_mib << 20,
@@ -951,17 +958,11 @@ impl BenchArgs {
                     }
                 };
                 let file = self.component.clone().unwrap_or_else(|| kind.default_component());
-                let component = read_file(
+                let component = read_component(
                     &file,
                     "the plugin component",
                     "run `cargo build -p warren-plugins` from the repository root to build it, or give --component PATH",
                 )?;
-                if !component.starts_with(b"\0asm") {
-                    return Err(format!(
-                        "{} is not WebAssembly (it does not start with \\0asm); give the path of a WebAssembly component with --component",
-                        file.display()
-                    ));
-                }
                 Workload::Plugin { kind, file, component }
             }
         };

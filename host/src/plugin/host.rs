@@ -172,13 +172,7 @@ impl wasmtime::ResourceLimiter for CallState {
 impl host::Host for CallState {
     fn log(&mut self, message: String) {
         let mut line = message;
-        if line.len() > LOG_LINE_BYTES_MAX {
-            let mut end = LOG_LINE_BYTES_MAX;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
-        }
+        super::truncate_utf8(&mut line, LOG_LINE_BYTES_MAX);
         if let Some(message) = line.strip_prefix("panic: ") {
             self.panic = Some(message.to_owned());
         }

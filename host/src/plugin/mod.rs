@@ -218,6 +218,21 @@ fn memo() -> &'static Mutex<HashMap<[u8; 32], Arc<Compiled>>> {
     MEMO.get_or_init(Default::default)
 }
 
+/// Cuts `text` to at most `max` bytes, at a character boundary; true if
+/// anything was cut. Plugins' strings (log lines, reasons) are bounded with
+/// it.
+pub(crate) fn truncate_utf8(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
+}
+
 /// The SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);

@@ -845,12 +845,7 @@ fn refused(name: &str, why: PluginRefusal) -> ApiError {
 
 /// A plugin's message, cut to what a reply carries.
 fn bounded(mut message: String) -> String {
-    if message.len() > PLUGIN_MESSAGE_BYTES_MAX {
-        let mut end = PLUGIN_MESSAGE_BYTES_MAX;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
+    if plugin::truncate_utf8(&mut message, PLUGIN_MESSAGE_BYTES_MAX) {
         message.push('…');
     }
     message

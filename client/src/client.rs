@@ -12,7 +12,7 @@
 //! new connection.
 
 use crate::config::ClientConfig;
-use crate::frame::{self, FRAME_BYTES_MAX};
+use crate::frame::{self, FRAME_BYTES_MAX, FrameReader};
 use crate::path_is_under;
 use crate::proto::wire::{
     Answer, ClientFrame, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame,
@@ -650,16 +650,16 @@ async fn open(
             .connect_with(quic.clone(), server, tls::SERVER_NAME)
             .map_err(|e| e.to_string())?;
         let conn = connecting.await.map_err(|e| e.to_string())?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         frame::write(&mut send, &ClientFrame::Hello(hello.clone()))
             .await
             .map_err(|e| e.to_string())?;
-        let first =
-            frame::read::<ServerFrame, _>(&mut recv, FRAME_BYTES_MAX).await.map_err(|e| {
-                // TLS 1.3 finishes the client's side before the server checked
-                // the client's certificate: a refusal shows up here.
-                format!("{e} (did the server refuse this client's certificate?)")
-            })?;
+        let mut recv = FrameReader::new(recv, 16 << 10, FRAME_BYTES_MAX);
+        let first = recv.next::<ServerFrame>().await.map_err(|e| {
+            // TLS 1.3 finishes the client's side before the server checked
+            // the client's certificate: a refusal shows up here.
+            format!("{e} (did the server refuse this client's certificate?)")
+        })?;
         let welcome = match first {
             Some(ServerFrame::Welcome(welcome)) => welcome,
             Some(ServerFrame::Refused(refusal)) => return Err(refused(refusal)),
@@ -704,9 +704,12 @@ fn watched_path(request: &Request) -> Option<String> {
 
 /// Reads frames off a stream into a channel (a channel receive is safe to
 /// cancel in a select; a half-read frame is not).
-async fn read_frames(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<ServerFrame, String>>) {
+async fn read_frames(
+    mut recv: FrameReader<quinn::RecvStream>,
+    tx: mpsc::Sender<Result<ServerFrame, String>>,
+) {
     loop {
-        let item = match frame::read::<ServerFrame, _>(&mut recv, FRAME_BYTES_MAX).await {
+        let item = match recv.next::<ServerFrame>().await {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => Err("the server ended the stream".to_string()),
             Err(e) => Err(e.to_string()),

@@ -27,7 +27,7 @@ fn main() {
     let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let payload = Bytes::from(vec![0xabu8; 1024]);
     println!(
-        "fjall log, 1 KiB entries, one SyncAll per batch, {seconds} s per size, in {}",
+        "fjall log, 1 KiB entries, one SyncData (fdatasync) per batch, {seconds} s per size, in {}",
         base.display()
     );
     for batch in [1u64, 16, 256] {

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use warren_client::SessionId;
-use warren_client::frame::{self, FRAME_BYTES_MAX};
+use warren_client::frame::{self, FRAME_BYTES_MAX, FrameReader};
 
 /// Frames queued per peer before new ones are dropped.
 pub(crate) const PEER_QUEUE: usize = 4096;
@@ -73,16 +73,19 @@ pub(crate) async fn link(
             }
         };
         backoff = Duration::from_millis(50);
+        // One buffer for the link's life: frames are encoded straight into it.
+        let mut bytes = Vec::new();
         loop {
             let Some(first) = rx.recv().await else {
                 conn.close(0u32.into(), b"shutting down");
                 return;
             };
             // Everything queued goes out in one write.
-            let mut bytes = frame::encode(&first);
+            bytes.clear();
+            frame::encode_into(&first, &mut bytes);
             while bytes.len() < 1 << 20 {
                 match rx.try_recv() {
-                    Ok(next) => bytes.extend_from_slice(&frame::encode(&next)),
+                    Ok(next) => frame::encode_into(&next, &mut bytes),
                     Err(_) => break,
                 }
             }
@@ -111,11 +114,13 @@ pub(crate) async fn serve_incoming(
             return;
         }
     };
-    while let Ok(mut stream) = conn.accept_uni().await {
+    while let Ok(stream) = conn.accept_uni().await {
         let core = core.clone();
         let conn = conn.clone();
         tokio::spawn(async move {
-            match frame::read::<PeerFrame, _>(&mut stream, FRAME_BYTES_MAX).await {
+            // Appends arrive in batches: read them 256 KiB at a time.
+            let mut stream = FrameReader::new(stream, 256 << 10, FRAME_BYTES_MAX);
+            match stream.next::<PeerFrame>().await {
                 Ok(Some(PeerFrame::Hello { from })) if from == peer => {}
                 _ => {
                     conn.close(
@@ -126,7 +131,7 @@ pub(crate) async fn serve_incoming(
                 }
             }
             loop {
-                match frame::read::<PeerFrame, _>(&mut stream, FRAME_BYTES_MAX).await {
+                match stream.next::<PeerFrame>().await {
                     Ok(Some(PeerFrame::Hello { .. })) | Ok(None) => return,
                     Ok(Some(PeerFrame::Raft(m))) if m.from.0 != peer => {
                         let why = format!("n{peer} sent a message in the name of {}", m.from);

@@ -8,7 +8,7 @@ use crate::tls;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
-use warren_client::frame::{self, FRAME_BYTES_MAX};
+use warren_client::frame::{self, FRAME_BYTES_MAX, FrameReader};
 use warren_client::wire::{ClientFrame, Refusal, ServerFrame};
 
 /// Serves the session streams of one client connection.
@@ -32,12 +32,15 @@ pub(crate) async fn serve_client(
 
 async fn session_stream(
     mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    recv: quinn::RecvStream,
     identity: String,
     core: mpsc::Sender<Input>,
     id: ConnId,
 ) {
-    let hello = match frame::read::<ClientFrame, _>(&mut recv, FRAME_BYTES_MAX).await {
+    // Requests are small: a session's buffer starts at 4 KiB and grows only
+    // for a longer frame.
+    let mut recv = FrameReader::new(recv, 4 << 10, FRAME_BYTES_MAX);
+    let hello = match recv.next::<ClientFrame>().await {
         Ok(Some(ClientFrame::Hello(hello))) => hello,
         _ => {
             let _ = frame::write(&mut send, &ServerFrame::Refused(Refusal::NoHello)).await;
@@ -54,7 +57,7 @@ async fn session_stream(
     let mut writer = tokio::spawn(write_frames(send, rx, overflowed));
     loop {
         tokio::select! {
-            read = frame::read::<ClientFrame, _>(&mut recv, FRAME_BYTES_MAX) => match read {
+            read = recv.next::<ClientFrame>() => match read {
                 Ok(Some(frame)) => {
                     if core.send(Input::Client { conn: id, frame }).await.is_err() {
                         break;
@@ -96,14 +99,17 @@ async fn write_frames(
 }
 
 async fn write_all_frames(send: &mut quinn::SendStream, rx: &mut mpsc::Receiver<ServerFrame>) {
+    // One buffer for the stream's life: frames are encoded straight into it.
+    let mut bytes = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut last_ends = ends(&first);
-        let mut bytes = frame::encode(&first);
+        bytes.clear();
+        frame::encode_into(&first, &mut bytes);
         while bytes.len() < 256 << 10 && !last_ends {
             match rx.try_recv() {
                 Ok(next) => {
                     last_ends = ends(&next);
-                    bytes.extend_from_slice(&frame::encode(&next));
+                    frame::encode_into(&next, &mut bytes);
                 }
                 Err(_) => break,
             }

@@ -245,7 +245,11 @@ impl Storage {
         let result = batch
             .commit()
             .map_err(&engine)
-            .and_then(|()| self.db.persist(PersistMode::SyncAll).map_err(&engine));
+            // fdatasync, as ZooKeeper (force(false)) and etcd do: it makes
+            // the written bytes and what reading them needs (size, block
+            // map) durable, but not timestamps. fjall preallocates and
+            // syncs each journal file when it creates it.
+            .and_then(|()| self.db.persist(PersistMode::SyncData).map_err(&engine));
         self.poison_on_err(result)
     }
 

@@ -455,6 +455,9 @@ impl Cluster {
             if !ready.entries.is_empty() {
                 self.line(2, format!("persist entries {}", fmt_entries(&ready.entries, false)));
             }
+            if ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty() {
+                self.line(2, if ready.must_sync { "sync" } else { "no sync" });
+            }
             for m in &ready.messages {
                 self.line(2, format!("send {}", fmt_msg(m)));
             }

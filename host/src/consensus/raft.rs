@@ -7,7 +7,8 @@
 //!   [`Raft::transfer_leadership`], [`Raft::compact`];
 //! - drain output: when [`Raft::has_ready`], take [`Raft::ready`], then, in
 //!   this order: send `messages`; persist `snapshot`, `hard_state` and
-//!   `entries` and sync; send `persisted_messages`; apply the snapshot and
+//!   `entries`, and sync when `must_sync` says so; send
+//!   `persisted_messages`; apply the snapshot and
 //!   `committed` entries; serve `read_states` once applied far enough; and
 //!   call [`Raft::advance`] before feeding any more input.
 //!
@@ -109,6 +110,13 @@ pub struct Ready {
     pub snapshot: Option<Snapshot>,
     /// The term, vote and commit index to persist, if they changed.
     pub hard_state: Option<HardState>,
+    /// Whether what this Ready persists must be synced before
+    /// `persisted_messages` leave: it holds entries, a snapshot, or a new
+    /// term or vote. A new commit index alone need not be durable (a
+    /// restarted replica learns it again from the leader; a stale one only
+    /// means less is applied at restart), so it may be written without a
+    /// sync, as etcd's `MustSync` allows.
+    pub must_sync: bool,
     /// Entries to persist: they replace every stored entry from the first
     /// one's index on.
     pub entries: Vec<LogEntry>,
@@ -501,8 +509,12 @@ impl Raft {
         let hard_state = (hard_state != self.persisted_hard_state).then_some(hard_state);
         let snapshot = self.log.incoming.take();
         let entries = self.log.unstable();
+        let promise_changed = hard_state.as_ref().is_some_and(|hs| {
+            hs.term != self.persisted_hard_state.term || hs.vote != self.persisted_hard_state.vote
+        });
         let ready = Ready {
             messages: std::mem::take(&mut self.messages),
+            must_sync: promise_changed || !entries.is_empty() || snapshot.is_some(),
             hard_state: hard_state.clone(),
             entries,
             persisted_messages: std::mem::take(&mut self.persisted_messages),

@@ -310,8 +310,14 @@ impl Core {
         if let Some(snapshot) = &ready.snapshot {
             self.storage.install_snapshot(snapshot)?;
         }
-        if ready.hard_state.is_some() || !ready.entries.is_empty() {
-            self.storage.persist(ready.hard_state.as_ref(), &ready.entries)?;
+        if ready.must_sync {
+            if ready.hard_state.is_some() || !ready.entries.is_empty() {
+                self.storage.persist(ready.hard_state.as_ref(), &ready.entries)?;
+            }
+        } else if let Some(hard_state) = &ready.hard_state {
+            // Only the commit index moved: no sync on the path of the
+            // answers this Ready applies.
+            self.storage.write_hard_state(hard_state)?;
         }
         for m in ready.persisted_messages.drain(..) {
             self.send_peer(m.to.0, PeerFrame::Raft(m));

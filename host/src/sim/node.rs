@@ -262,9 +262,10 @@ impl SimNode {
         if self.ack_before_sync {
             out.extend(ready.persisted_messages.drain(..).map(Effect::Send));
         }
-        let needs_sync =
-            ready.hard_state.is_some() || !ready.entries.is_empty() || ready.snapshot.is_some();
-        if needs_sync {
+        // A Ready that need not be synced (only the commit index moved)
+        // writes nothing durable here: the most a crash could take from
+        // the real store.
+        if ready.must_sync {
             self.syncing = Some(ready);
             out.push(Effect::Sync);
         } else {

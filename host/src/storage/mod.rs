@@ -182,6 +182,18 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes the hard state without a sync: for a Ready whose only change
+    /// is the commit index, which need not survive a crash (see
+    /// `Ready::must_sync`). The next sync makes it durable with the rest.
+    pub fn write_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, HARD_STATE_KEY, encode_hard_state(hard_state));
+        let result =
+            batch.commit().map_err(|source| StorageError::Engine { dir: self.dir.clone(), source });
+        self.poison_on_err(result)
+    }
+
     /// Saves a snapshot the state machine took (atomically, synced), keeps
     /// the last few, and compacts the log up to its index.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {

@@ -182,3 +182,23 @@ async fn bad_flags_are_refused_before_connecting() {
     let no_config = warren(&["bench", "--workload", "set"]).await;
     assert!(no_config.stderr.contains("no client configuration"), "{no_config:?}");
 }
+
+#[cfg(not(feature = "compare"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_without_the_drivers_says_how_to_rebuild() {
+    // Proves a warren built without the `compare` feature refuses `warren
+    // bench compare` with ZooKeeper or etcd (its default systems) in one
+    // sentence naming the rebuild, before it looks for any cluster, while
+    // Warren alone gets as far as its client configuration.
+    let runs: [&[&str]; 2] =
+        [&["bench", "compare"], &["bench", "compare", "--systems", "warren,etcd"]];
+    for args in runs {
+        let run = warren(args).await;
+        assert!(!run.success, "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains("--features compare"), "{run:?}");
+    }
+    let alone = warren(&["bench", "compare", "--systems", "warren"]).await;
+    assert!(!alone.success);
+    assert!(alone.stderr.contains("no client configuration"), "{alone:?}");
+}

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use warren::bench::compare::{self, Case, Cell, Comparison, RoundRobin, Row, Settings, SystemInfo};
 use warren::bench::{self, PluginKind, ReadMode, Workload};
 use warren::node::{NodeConfig, Timing};
 use warren_client::wire::ServerStatus;
@@ -799,9 +800,13 @@ fn terminate(pid: u32) {
 
 /// `warren bench`: a closed-loop load against the cluster, after etcd's
 /// `benchmark` tool. Every flag that applies to one workload only is
-/// refused with the others.
+/// refused with the others. `warren bench compare` runs a suite of them
+/// against Warren, ZooKeeper and etcd instead.
 #[derive(Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    mode: Option<BenchCmd>,
     /// What the clients do: create unique nodes, set or get one of --keys
     /// nodes, a mix of local gets and sets, a write fanned out to
     /// --watchers watchers, or writes through a plugin.
@@ -815,19 +820,8 @@ pub struct BenchArgs {
     /// on its slot completed.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     in_flight: u32,
-    /// Nodes that set, get, mixed and plugin spread over, created before
-    /// the clock starts.
-    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    keys: u32,
-    /// Bytes of data per write.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
-    value_size: usize,
-    /// Seconds of load before the measured window (not counted).
-    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_warmup)]
-    warmup: f64,
-    /// Seconds of the measured window.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_duration)]
-    duration: f64,
+    #[command(flatten)]
+    load: LoadArgs,
     /// create: sequential nodes, all under one parent.
     #[arg(long)]
     sequential: bool,
@@ -864,6 +858,151 @@ pub struct BenchArgs {
     /// Leave the run's nodes and plugin in place afterwards.
     #[arg(long)]
     keep: bool,
+}
+
+/// What `warren bench` and `warren bench compare` share: the keys, the
+/// values and the clock.
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Nodes that set, get, mixed and plugin spread over, created before
+    /// the clock starts.
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    keys: u32,
+    /// Bytes of data per write.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    value_size: usize,
+    /// Seconds of load before the measured window (not counted).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_warmup)]
+    warmup: f64,
+    /// Seconds of the measured window.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_duration)]
+    duration: f64,
+}
+
+#[derive(Subcommand, Clone)]
+enum BenchCmd {
+    /// Runs one suite of workloads against Warren, ZooKeeper and etcd and
+    /// prints one table.
+    ///
+    /// Every workload runs against every system, one run at a time; the
+    /// table has a row per workload and, per system, ops/s, p50, p99 and
+    /// the servers' CPU per operation, then the ratios of the first system
+    /// to the others. ZooKeeper and etcd need a warren built with
+    /// `--features compare`; host/bench/compare.sh builds it, starts all
+    /// three clusters and runs it.
+    // Boxed: main.rs's `Cmd` holds `BenchArgs` inline.
+    Compare(Box<CompareArgs>),
+}
+
+/// `warren bench compare`.
+#[derive(Args, Clone)]
+struct CompareArgs {
+    /// The systems, in the table's order; the ratios compare the first
+    /// with each other one.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SystemArg::Warren, SystemArg::Zookeeper, SystemArg::Etcd])]
+    systems: Vec<SystemArg>,
+    /// The workloads, a row each: create, set, get-local, get-linearizable
+    /// and mixed (90 % local gets, 10 % sets) with --clients clients,
+    /// create-1 (one client), watch (one writer, --watchers watchers);
+    /// get-sync (a sync, then a local get) when asked for.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [CaseArg::Create, CaseArg::Set, CaseArg::GetLocal, CaseArg::GetLinearizable, CaseArg::Mixed, CaseArg::CreateOne, CaseArg::Watch])]
+    workloads: Vec<CaseArg>,
+    /// Clients of the multi-client workloads, each its own session.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    clients: u32,
+    /// Sessions watching the written node in the watch workload.
+    #[arg(long, value_name = "W", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    watchers: u32,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// warren: a `warren dev` directory; its n*.pid files give the server
+    /// processes, and its client.toml is the client configuration when
+    /// neither --config nor WARREN_CONFIG is given.
+    #[arg(long, value_name = "DIR")]
+    dev_dir: Option<PathBuf>,
+    /// warren: the server processes whose CPU time is measured,
+    /// comma-separated (instead of --dev-dir's).
+    #[arg(long, value_name = "PIDS", value_delimiter = ',')]
+    warren_pids: Option<Vec<u32>>,
+    /// zookeeper: its members' client endpoints (what
+    /// `host/bench/peers.sh endpoints zookeeper` prints).
+    #[arg(
+        long,
+        value_name = "HOST:PORT,..",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183"
+    )]
+    zookeeper: Vec<String>,
+    /// etcd: its members' client endpoints (what
+    /// `host/bench/peers.sh endpoints etcd` prints).
+    #[arg(
+        long,
+        value_name = "HOST:PORT,..",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379,127.0.0.1:2389,127.0.0.1:2399"
+    )]
+    etcd: Vec<String>,
+    /// The directory host/bench/peers.sh runs ZooKeeper and etcd from
+    /// (its --dir): their server PIDs are read from its pid files.
+    #[arg(long, value_name = "DIR", default_value = "/tmp/warren-peers")]
+    peers_dir: PathBuf,
+    /// zookeeper: the server processes, comma-separated (instead of the
+    /// pid files in --peers-dir).
+    #[arg(long, value_name = "PIDS", value_delimiter = ',')]
+    zookeeper_pids: Option<Vec<u32>>,
+    /// etcd: the server processes, comma-separated (instead of the pid
+    /// files in --peers-dir).
+    #[arg(long, value_name = "PIDS", value_delimiter = ',')]
+    etcd_pids: Option<Vec<u32>>,
+    /// Also write every report, as --json prints it, to FILE (created
+    /// before the first run, so a bad path fails at once).
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SystemArg {
+    Warren,
+    Zookeeper,
+    Etcd,
+}
+
+impl SystemArg {
+    fn name(self) -> &'static str {
+        match self {
+            SystemArg::Warren => "warren",
+            SystemArg::Zookeeper => "zookeeper",
+            SystemArg::Etcd => "etcd",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CaseArg {
+    Create,
+    Set,
+    GetLocal,
+    GetSync,
+    GetLinearizable,
+    Mixed,
+    #[value(name = "create-1")]
+    CreateOne,
+    Watch,
+}
+
+impl CaseArg {
+    fn case(self) -> Case {
+        match self {
+            CaseArg::Create => Case::Create,
+            CaseArg::Set => Case::Set,
+            CaseArg::GetLocal => Case::GetLocal,
+            CaseArg::GetSync => Case::GetSync,
+            CaseArg::GetLinearizable => Case::GetLinearizable,
+            CaseArg::Mixed => Case::Mixed,
+            CaseArg::CreateOne => Case::CreateOne,
+            CaseArg::Watch => Case::Watch,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -967,16 +1106,7 @@ impl BenchArgs {
             }
         };
         let server_pids = match (&self.server_pids, &self.dev_dir) {
-            (Some(pids), _) => {
-                for &pid in pids {
-                    if !Path::new(&format!("/proc/{pid}")).exists() {
-                        return Err(format!(
-                            "--server-pids names process {pid}, which is not running; give the PIDs of the running servers"
-                        ));
-                    }
-                }
-                Some(pids.clone())
-            }
+            (Some(pids), _) => Some(running(pids, "--server-pids")?),
             (None, Some(dir)) => Some(bench::cpu::dev_pids(dir)?),
             (None, None) => None,
         };
@@ -984,10 +1114,10 @@ impl BenchArgs {
             workload,
             clients: self.clients as usize,
             in_flight: self.in_flight as usize,
-            keys: self.keys as usize,
-            value_size: self.value_size,
-            warmup: Duration::from_secs_f64(self.warmup),
-            duration: Duration::from_secs_f64(self.duration),
+            keys: self.load.keys as usize,
+            value_size: self.load.value_size,
+            warmup: Duration::from_secs_f64(self.load.warmup),
+            duration: Duration::from_secs_f64(self.load.duration),
             server_pids,
             keep: self.keep,
         };
@@ -996,38 +1126,299 @@ impl BenchArgs {
     }
 }
 
-/// `warren bench`: runs one workload and prints its report (progress on
-/// stderr while it runs).
-pub async fn bench(mut client: ClientArgs, args: BenchArgs) -> Result<(), String> {
-    let params = args.params()?;
+/// `pids`, checked to be running processes; `flag` names where they came
+/// from.
+fn running(pids: &[u32], flag: &str) -> Result<Vec<u32>, String> {
+    for &pid in pids {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(format!(
+                "{flag} names process {pid}, which is not running; give the PIDs of the running servers"
+            ));
+        }
+    }
+    Ok(pids.to_vec())
+}
+
+/// The Warren client configuration: --config, WARREN_CONFIG, else the dev
+/// directory's client.toml.
+fn bench_config(mut client: ClientArgs, dev_dir: Option<&Path>) -> Result<ClientConfig, String> {
     if client.config.is_none()
         && std::env::var_os("WARREN_CONFIG").is_none()
-        && let Some(dir) = &args.dev_dir
+        && let Some(dir) = dev_dir
     {
         client.config = Some(dir.join("client.toml"));
     }
-    let config = load_config(&client)?;
-    let system = bench::warren::Warren::new(config);
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut shown = false;
-    let report = bench::run(&system, &params, |p| {
-        let line = progress_line(p);
-        if terminal {
-            eprint!("\r{line:<72}");
-            shown = true;
+    load_config(&client)
+}
+
+/// Progress lines on stderr, each prefixed with `what`: rewritten in place
+/// on a terminal, one a second otherwise.
+struct ProgressLine {
+    terminal: bool,
+    shown: bool,
+}
+
+impl ProgressLine {
+    fn new() -> ProgressLine {
+        ProgressLine {
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, what: &str, p: &bench::Progress) {
+        let line = format!("{what}{}", progress_line(p));
+        if self.terminal {
+            eprint!("\r{line:<79}");
+            self.shown = true;
         } else {
             eprintln!("{line}");
         }
-    })
-    .await;
-    if shown {
-        eprint!("\r{:72}\r", "");
     }
+
+    /// Clears a line left on a terminal.
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r{:79}\r", "");
+            self.shown = false;
+        }
+    }
+}
+
+/// `warren bench`: runs one workload and prints its report (progress on
+/// stderr while it runs); `warren bench compare`: see [`bench_compare`].
+pub async fn bench(client: ClientArgs, args: BenchArgs) -> Result<(), String> {
+    if let Some(BenchCmd::Compare(compare)) = args.mode {
+        return bench_compare(client, *compare).await;
+    }
+    let params = args.params()?;
+    let json = client.json;
+    let config = bench_config(client, args.dev_dir.as_deref())?;
+    let system = bench::warren::Warren::new(config);
+    let mut progress = ProgressLine::new();
+    let report = bench::run(&system, &params, |p| progress.show("", p)).await;
+    progress.clear();
     let report = report?;
-    if client.json {
+    if json {
         println!("{}", report.json());
     } else {
         print!("{}", report.text());
+    }
+    Ok(())
+}
+
+/// A system of the comparison: how it is reached and whose CPU is read.
+struct Contender {
+    target: Target,
+    pids: Option<Vec<u32>>,
+    info: SystemInfo,
+}
+
+/// The systems `warren bench compare` can drive; ZooKeeper and etcd only
+/// with the `compare` feature.
+enum Target {
+    Warren(RoundRobin<bench::warren::Warren>),
+    #[cfg(feature = "compare")]
+    ZooKeeper(RoundRobin<bench::zookeeper::ZooKeeper>),
+    #[cfg(feature = "compare")]
+    Etcd(RoundRobin<bench::etcd::Etcd>),
+}
+
+impl Target {
+    /// Runs one cell against this system, its sessions spread from the
+    /// first member on.
+    async fn run(&self, params: &bench::Params, progress: impl FnMut(&bench::Progress)) -> Cell {
+        match self {
+            Target::Warren(system) => {
+                system.restart();
+                compare::run_cell(system, params, progress).await
+            }
+            #[cfg(feature = "compare")]
+            Target::ZooKeeper(system) => {
+                system.restart();
+                compare::run_cell(system, params, progress).await
+            }
+            #[cfg(feature = "compare")]
+            Target::Etcd(system) => {
+                system.restart();
+                compare::run_cell(system, params, progress).await
+            }
+        }
+    }
+}
+
+/// Why this binary cannot drive `system`.
+fn without_drivers(system: SystemArg) -> String {
+    format!(
+        "this warren was built without the ZooKeeper and etcd drivers, so it cannot run {}; rebuild it with `cargo build --release -p warren --features compare`",
+        system.name()
+    )
+}
+
+/// The PIDs of a peer system: `given`, else those peers.sh keeps.
+#[cfg(feature = "compare")]
+fn peer_pids(given: &Option<Vec<u32>>, dir: &Path, system: SystemArg) -> Result<Vec<u32>, String> {
+    match given {
+        Some(pids) => running(pids, &format!("--{}-pids", system.name())),
+        None => compare::peer_pids(dir, system.name()),
+    }
+}
+
+impl CompareArgs {
+    /// The suite's settings; one sentence for a bad value.
+    fn settings(&self) -> Result<Settings, String> {
+        let settings = Settings {
+            clients: self.clients as usize,
+            watchers: self.watchers as usize,
+            keys: self.load.keys as usize,
+            value_size: self.load.value_size,
+            warmup: Duration::from_secs_f64(self.load.warmup),
+            duration: Duration::from_secs_f64(self.load.duration),
+        };
+        for case in &self.workloads {
+            case.case().params(&settings).check()?;
+        }
+        Ok(settings)
+    }
+
+    /// Each system asked for, reached and with its PIDs.
+    fn contenders(&self, client: &ClientArgs) -> Result<Vec<Contender>, String> {
+        let mut contenders = Vec::new();
+        for (i, &system) in self.systems.iter().enumerate() {
+            if self.systems[..i].contains(&system) {
+                return Err(format!("--systems names {} twice", system.name()));
+            }
+            let contender = match system {
+                SystemArg::Warren => {
+                    let config = bench_config(client.clone(), self.dev_dir.as_deref())?;
+                    let pids = match (&self.warren_pids, &self.dev_dir) {
+                        (Some(pids), _) => Some(running(pids, "--warren-pids")?),
+                        (None, Some(dir)) => Some(bench::cpu::dev_pids(dir)?),
+                        (None, None) => None,
+                    };
+                    let servers: Vec<String> =
+                        config.servers.iter().map(|s| s.to_string()).collect();
+                    let about = format!("{} (QUIC, mutual TLS)", servers.join(","));
+                    let members = compare::warren_members(&config);
+                    let target = RoundRobin::new(members)
+                        .ok_or("the client configuration lists no server")?;
+                    Contender { target: Target::Warren(target), pids, info: info(system, about) }
+                }
+                #[cfg(feature = "compare")]
+                SystemArg::Zookeeper => {
+                    let members = self
+                        .zookeeper
+                        .iter()
+                        .map(|e| bench::zookeeper::ZooKeeper::new(std::slice::from_ref(e)));
+                    let target = RoundRobin::new(members.collect())
+                        .ok_or("--zookeeper lists no endpoint")?;
+                    let pids = peer_pids(&self.zookeeper_pids, &self.peers_dir, system)?;
+                    let about = self.zookeeper.join(",");
+                    Contender {
+                        target: Target::ZooKeeper(target),
+                        pids: Some(pids),
+                        info: info(system, about),
+                    }
+                }
+                #[cfg(feature = "compare")]
+                SystemArg::Etcd => {
+                    let members =
+                        self.etcd.iter().map(|e| bench::etcd::Etcd::new(std::slice::from_ref(e)));
+                    let target =
+                        RoundRobin::new(members.collect()).ok_or("--etcd lists no endpoint")?;
+                    let pids = peer_pids(&self.etcd_pids, &self.peers_dir, system)?;
+                    let about = format!("{} (gRPC)", self.etcd.join(","));
+                    Contender {
+                        target: Target::Etcd(target),
+                        pids: Some(pids),
+                        info: info(system, about),
+                    }
+                }
+                #[cfg(not(feature = "compare"))]
+                SystemArg::Zookeeper | SystemArg::Etcd => return Err(without_drivers(system)),
+            };
+            contenders.push(contender);
+        }
+        Ok(contenders)
+    }
+}
+
+/// A system's line in the table's header: where it was reached; its PIDs
+/// are added once known.
+fn info(system: SystemArg, about: String) -> SystemInfo {
+    SystemInfo { name: system.name().to_owned(), about }
+}
+
+/// `warren bench compare`: every workload of the suite against every
+/// system, one run at a time (a workload on each system in turn, then the
+/// next workload), then one table (or, with --json, every report).
+async fn bench_compare(client: ClientArgs, args: CompareArgs) -> Result<(), String> {
+    // Named first: nothing else matters if the drivers are missing.
+    if !cfg!(feature = "compare")
+        && let Some(&peer) = args.systems.iter().find(|&&s| s != SystemArg::Warren)
+    {
+        return Err(without_drivers(peer));
+    }
+    let settings = args.settings()?;
+    let mut contenders = args.contenders(&client)?;
+    let mut json_out = match &args.json_out {
+        Some(path) => Some((
+            path,
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create --json-out {}: {e}", path.display()))?,
+        )),
+        None => None,
+    };
+    for c in &mut contenders {
+        let pids = match &c.pids {
+            Some(pids) => {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                format!("server pids {}", pids.join(","))
+            }
+            None => "server CPU not measured (no PIDs: give --dev-dir or --warren-pids)".into(),
+        };
+        c.info.about = format!("{}; {pids}", c.info.about);
+    }
+    let cases: Vec<Case> = args.workloads.iter().map(|w| w.case()).collect();
+    let mut comparison =
+        Comparison::new(settings.clone(), contenders.iter().map(|c| c.info.clone()).collect());
+    let total = cases.len() * contenders.len();
+    let mut progress = ProgressLine::new();
+    let mut n = 0;
+    for &case in &cases {
+        let mut cells = Vec::new();
+        for c in &contenders {
+            n += 1;
+            let mut params = case.params(&settings);
+            params.server_pids = c.pids.clone();
+            let what = format!("[{n}/{total}] {} {}: ", c.info.name, case.name());
+            let cell = c.target.run(&params, |p| progress.show(&what, p)).await;
+            progress.clear();
+            let outcome = match &cell {
+                Cell::Measured(report) => {
+                    format!(
+                        "{:.0} ops/s, {} errors",
+                        report.ops_per_second(),
+                        report.errors_total()
+                    )
+                }
+                Cell::NotApplicable(why) => format!("n/a: {why}"),
+                Cell::Failed(why) => format!("failed: {why}"),
+            };
+            eprintln!("{what}{outcome}");
+            cells.push(cell);
+        }
+        comparison.rows.push(Row { case, cells });
+    }
+    if let Some((path, file)) = &mut json_out {
+        use std::io::Write;
+        writeln!(file, "{}", comparison.json())
+            .map_err(|e| format!("cannot write --json-out {}: {e}", path.display()))?;
+    }
+    if client.json {
+        println!("{}", comparison.json());
+    } else {
+        print!("{}", comparison.text());
     }
     Ok(())
 }

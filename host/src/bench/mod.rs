@@ -17,10 +17,15 @@
 //! implementation is [`warren::Warren`]. BENCHMARKS.md at the repository
 //! root has the method and how to reproduce the figures.
 
+pub mod compare;
 pub mod cpu;
+#[cfg(feature = "compare")]
+pub mod etcd;
 mod report;
 pub mod system;
 pub mod warren;
+#[cfg(feature = "compare")]
+pub mod zookeeper;
 
 pub use report::{ErrorTally, Latency, Report};
 pub use system::{OpError, ReadMode, Session, System, Watch};

@@ -89,8 +89,9 @@ pub trait Session: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), OpError>> + Send;
 
     /// Overwrites the data of `path` (any version); returns the write's
-    /// stamp: a number that its watch notifications carry too (Warren: the
-    /// zxid; etcd: the revision).
+    /// stamp: a number its watch notifications can be matched by (Warren:
+    /// the zxid; etcd: the revision; ZooKeeper: the data version, as 3.8's
+    /// notifications carry no zxid).
     fn set(&self, path: &str, data: &[u8]) -> impl Future<Output = Result<u64, OpError>> + Send;
 
     /// Reads the data of `path`; returns its length.

@@ -702,8 +702,9 @@ fn watched_path(request: &Request) -> Option<String> {
     }
 }
 
-/// Reads frames off a stream into a channel (a channel receive is safe to
-/// cancel in a select; a half-read frame is not).
+/// Reads frames off a stream into a channel, so the driver's select sees
+/// the link's frames, its own commands and its timers as one kind of
+/// event.
 async fn read_frames(
     mut recv: FrameReader<quinn::RecvStream>,
     tx: mpsc::Sender<Result<ServerFrame, String>>,

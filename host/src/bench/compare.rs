@@ -9,6 +9,7 @@
 //! tested) without the `compare` feature that brings their drivers
 //! (`zookeeper.rs`, `etcd.rs`).
 
+use super::report::micros;
 use super::{Params, ReadMode, Report, Session, System, Workload};
 use crate::bench::warren::Warren;
 use serde_json::{Value, json};
@@ -467,10 +468,10 @@ const RATIO: usize = 23;
 /// ops/s, p50, p99 and CPU per operation of a measured cell.
 fn figures(report: &Report) -> String {
     let (p50, p99) = match report.latency {
-        Some(l) => (short_micros(l.p50 as f64), short_micros(l.p99 as f64)),
+        Some(l) => (micros(l.p50 as f64), micros(l.p99 as f64)),
         None => ("-".to_owned(), "-".to_owned()),
     };
-    let cpu = report.cpu_seconds_per_op().map_or("?".to_owned(), |s| short_micros(s * 1e6));
+    let cpu = report.cpu_seconds_per_op().map_or("?".to_owned(), |s| micros(s * 1e6));
     format!("{:>8} {p50:>9} {p99:>9} {cpu:>8}", thousands(report.ops_per_second().round() as u64))
 }
 
@@ -536,20 +537,6 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// A duration in microseconds, short: µs below a millisecond, ms up to a
-/// second, s above.
-fn short_micros(us: f64) -> String {
-    if us < 10.0 {
-        format!("{us:.1} µs")
-    } else if us < 1_000.0 {
-        format!("{us:.0} µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.2} ms", us / 1e3)
-    } else {
-        format!("{:.2} s", us / 1e6)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{ErrorTally, Plan, Tally};
@@ -609,6 +596,8 @@ mod tests {
 
     #[test]
     fn the_table_has_one_row_per_workload_and_names_its_na_cells() {
+        // Proves the table has a row per workload with a group per system,
+        // n/a and failed cells footnoted with their reason, and the ratios.
         let c = comparison();
         let text = c.text();
         let rows = |label: &str| text.lines().filter(|l| l.starts_with(label)).count();
@@ -634,6 +623,8 @@ mod tests {
 
     #[test]
     fn the_json_holds_every_cell() {
+        // Proves --json gives every cell, measured or not, with its system
+        // and workload.
         let json = comparison().json();
         let rows = json["rows"].as_array().expect("rows");
         assert_eq!(rows.len(), 2);
@@ -648,6 +639,8 @@ mod tests {
 
     #[test]
     fn errors_make_a_footnote() {
+        // Proves a cell whose run had failed requests says so, with the
+        // first message.
         let mut r = report("warren", Case::Watch, 10, 1000, Some(0.1));
         r.errors.insert("WatchTimeout".into(), ErrorTally { count: 2, example: "late".into() });
         assert_eq!(cell_note(&r).as_deref(), Some("2 failed requests: 2 WatchTimeout (e.g. late)"));
@@ -655,6 +648,8 @@ mod tests {
 
     #[test]
     fn the_suite_has_the_issues_shape() {
+        // Proves the default suite is issue 7's table: seven workloads, 64
+        // clients (one for create-1), 16 watchers.
         let s = settings();
         let create_one = Case::CreateOne.params(&s);
         assert_eq!((create_one.clients, create_one.writers()), (1, (1, 1)));
@@ -665,6 +660,8 @@ mod tests {
 
     #[test]
     fn warren_sessions_start_at_each_server_in_turn() {
+        // Proves session i of Warren starts at member i mod 3 and keeps the
+        // others for fail-over.
         let servers: Vec<std::net::SocketAddr> =
             (1..=3).map(|i| ([127, 0, 0, 1], 7000 + i).into()).collect();
         let config = ClientConfig {
@@ -683,15 +680,18 @@ mod tests {
 
     #[test]
     fn figures_read_in_their_unit() {
+        // Proves counts get thousands separators, durations their unit, ratios an x.
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(999), "999");
-        assert_eq!(short_micros(850.0), "850 µs");
-        assert_eq!(short_micros(16_000.0), "16.00 ms");
+        assert_eq!(micros(850.0), "850 µs");
+        assert_eq!(micros(16_000.0), "16.00 ms");
         assert_eq!(ratio_text(Some(0.5)), "0.50x");
     }
 
     #[test]
     fn peer_pids_name_the_next_step() {
+        // Proves peer PIDs come from peers.sh's pid files, and a missing one is
+        // one sentence naming what to run.
         let dir = std::env::temp_dir().join(format!("warren-compare-test-{}", std::process::id()));
         let e = peer_pids(&dir, "zookeeper").unwrap_err();
         assert!(e.contains("peers.sh start zookeeper") && e.contains("--zookeeper-pids"), "{e}");

@@ -263,6 +263,7 @@ mod tests {
 
     #[test]
     fn a_prefix_ends_after_its_last_key() {
+        // Proves the range end of a prefix covers exactly the keys under it.
         assert_eq!(prefix_end(b"/a/"), b"/a0");
         assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
         assert_eq!(prefix_end(&[0xff]), [0]);

@@ -261,7 +261,7 @@ impl Report {
 
 /// A duration in microseconds, for people: µs below a millisecond, ms up
 /// to a second, s above.
-fn micros(us: f64) -> String {
+pub(super) fn micros(us: f64) -> String {
     if us < 100.0 {
         format!("{us:.1} µs")
     } else if us < 1_000.0 {

@@ -135,7 +135,9 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
-        Cmd::Serve { config } => runtime().and_then(|rt| rt.block_on(commands::serve(&config))),
+        Cmd::Serve { config } => {
+            node_runtime().and_then(|rt| rt.block_on(commands::serve(&config)))
+        }
         Cmd::Dev { dir, nodes } => runtime().and_then(|rt| rt.block_on(commands::dev(&dir, nodes))),
         Cmd::Client(cmd) => {
             runtime().and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))
@@ -165,6 +167,13 @@ fn main() -> ExitCode {
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn node_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))

@@ -1,7 +1,7 @@
 //! A running node (`warren serve`): the pure cores behind a driver.
 //!
 //! - `config` — the node's configuration file, checked at start.
-//! - `core` — the core thread: consensus, state machine, storage, sessions
+//! - `core` — the core task: consensus, state machine, storage, sessions
 //!   and watches, fed by one queue.
 //! - `peer` — links between members over QUIC.
 //! - `server` — client connections over QUIC.
@@ -9,7 +9,8 @@
 //! [`serve`] opens the data directory (recovering it), rebuilds the state
 //! machine, binds one UDP endpoint for both peers and clients (told apart by
 //! ALPN, both with mutual TLS), starts the core and a ticker, and runs
-//! until the process is told to stop or the core fails.
+//! until the process is told to stop or the core fails. `warren serve`
+//! runs it on a current-thread runtime (see `core`).
 
 pub mod config;
 pub(crate) mod core;
@@ -46,7 +47,7 @@ pub enum NodeError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Core(#[from] CoreError),
-    #[error("the core thread stopped unexpectedly: {0}")]
+    #[error("the node's core stopped unexpectedly: {0}")]
     Crashed(String),
 }
 
@@ -72,7 +73,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         ));
     }
     let core = Core::new(&config, storage, restored, sm, inputs, inputs_tx.clone(), peers);
-    let mut core = tokio::task::spawn_blocking(move || core.run());
+    let mut core = tokio::spawn(core.run());
 
     let tick = Duration::from_millis(config.timing.tick_ms);
     let ticker = inputs_tx.clone();

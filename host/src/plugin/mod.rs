@@ -74,7 +74,7 @@ const STACK_BYTES_MAX: usize = 512 * 1024;
 const TABLE_ELEMENTS_MAX: usize = 100_000;
 
 /// Plugin calls that may run at once in this process. A node makes one at
-/// a time (its core thread applies entries in order); tests and the
+/// a time (its core applies entries in order); tests and the
 /// simulator run several state machines at once. Calls beyond this wait
 /// for a slot rather than fail, so the pool's size never changes an
 /// outcome.

@@ -267,28 +267,14 @@ pub fn peer_pids(dir: &Path, system: &str) -> Result<Vec<u32>, String> {
         "etcd" => ("etcd", "e"),
         _ => return Err(format!("peers.sh runs no system called {system}")),
     };
-    let flag = format!("--{system}-pids");
-    let mut pids = Vec::new();
-    for n in 1..=3 {
-        let path = dir.join(sub).join(format!("{stem}{n}.pid"));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "cannot read {}: {e}; start {system} with `host/bench/peers.sh start {system}` or give {flag}",
-                path.display()
-            )
-        })?;
-        let pid: u32 = text.trim().parse().map_err(|_| {
-            format!("{} does not hold a process id; restart {system} with peers.sh", path.display())
-        })?;
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(format!(
-                "{system} member {n} (pid {pid} from {}) is not running; start it with `host/bench/peers.sh start {system}`",
-                path.display()
-            ));
-        }
-        pids.push(pid);
-    }
-    Ok(pids)
+    let start =
+        format!("start {system} with `host/bench/peers.sh start {system}` or give --{system}-pids");
+    (1..=3)
+        .map(|n| {
+            let path = dir.join(sub).join(format!("{stem}{n}.pid"));
+            super::cpu::read_pid_file(&path, &format!("{system} member {n}"), &start)
+        })
+        .collect()
 }
 
 impl Comparison {

@@ -62,22 +62,27 @@ pub fn dev_pids(dir: &Path) -> Result<Vec<u32>, String> {
             dir.display()
         ));
     }
-    let mut pids = Vec::new();
-    for (_, path) in files {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let pid: u32 = text.trim().parse().map_err(|_| {
-            format!("{} does not hold a process id; is the cluster running?", path.display())
-        })?;
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(format!(
-                "process {pid} (from {}) is not running; start the cluster with `warren dev`",
-                path.display()
-            ));
-        }
-        pids.push(pid);
+    files
+        .into_iter()
+        .map(|(id, path)| {
+            read_pid_file(&path, &format!("node n{id}"), "start the cluster with `warren dev`")
+        })
+        .collect()
+}
+
+/// The process id in the pid file `path`, checked to be running; errors
+/// name `what` runs there and end with `start`, the next step.
+pub fn read_pid_file(path: &Path, what: &str, start: &str) -> Result<u32, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}; {start}", path.display()))?;
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} does not hold a process id; {start}", path.display()))?;
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!("{what} (pid {pid} from {}) is not running; {start}", path.display()));
     }
-    Ok(pids)
+    Ok(pid)
 }
 
 #[cfg(test)]

@@ -44,13 +44,17 @@
 //! - `propose I DATA...`: one proposal per word, printing its index or error
 //! - `stabilize [rounds=N]`: process every Ready and deliver every message
 //!   until the cluster is quiet (or for at most N rounds)
-//! - `process-ready I...`: process one Ready of each, printing all of it
+//! - `process-ready I... [defer=B]`: process one Ready of each, printing
+//!   all of it; with `defer=true`, a Ready that `may_defer_sync` is written
+//!   aside (lost in a crash) and advanced with `advance_deferred`
+//! - `sync I`: the deferred sync of I completes (`Raft::synced`)
 //! - `deliver-msgs [I] [from=I] [to=J] [type=T] [count=N]` (a bare I is
 //!   the recipient; `count`: only the N oldest that match), `drop-msgs`
 //!   (same filters), `msgs` (list the network)
 //! - `partition I...`: those replicas form a group cut off from the rest
 //!   (each call makes a new group); `heal`
-//! - `crash I`: drop the core (and messages on their way to it); `restart I`:
+//! - `crash I`: drop the core, its deferred writes and the messages on
+//!   their way to it; `restart I`:
 //!   a new core from what it persisted
 //! - `compact I INDEX`: the state machine snapshotted at INDEX (the driver
 //!   stores the snapshot and drops the entries it covers)
@@ -222,6 +226,20 @@ struct Disk {
     entries: Vec<LogEntry>,
 }
 
+impl Disk {
+    /// One Ready's writes: the hard state, and entries replacing every
+    /// stored entry from the first one's index on.
+    fn write(&mut self, hard_state: Option<HardState>, entries: Vec<LogEntry>) {
+        if let Some(hs) = hard_state {
+            self.hard_state = hs;
+        }
+        if let Some(first) = entries.first().map(|e| e.index) {
+            self.entries.retain(|e| e.index < first);
+            self.entries.extend(entries);
+        }
+    }
+}
+
 struct Node {
     config: Config,
     /// `None` while crashed.
@@ -231,6 +249,9 @@ struct Node {
     /// applied since.
     applied_base: LogIndex,
     applied: Vec<LogEntry>,
+    /// A leader's deferred writes (`process-ready defer`), not yet synced:
+    /// lost in a crash.
+    unsynced: Vec<(Option<HardState>, Vec<LogEntry>)>,
 }
 
 /// What the trace reports when it changes.
@@ -418,6 +439,7 @@ impl Cluster {
                 disk: Disk::default(),
                 applied_base: LogIndex(0),
                 applied: Vec::new(),
+                unsynced: Vec::new(),
             };
             self.nodes.insert(id, node);
             self.groups.insert(id, 0);
@@ -434,8 +456,9 @@ impl Cluster {
 
     /// Processes one Ready of `id` as the model driver does. `verbose`
     /// prints all of it; otherwise only its effects on the replica.
-    fn process_ready(&mut self, id: u64, verbose: bool) {
+    fn process_ready(&mut self, id: u64, verbose: bool, defer: bool) {
         let Some(ready) = self.with_raft(id, 0, Raft::ready) else { return };
+        let defer = defer && ready.must_sync && ready.may_defer_sync;
         if verbose {
             self.line(0, format!("n{id} ready:"));
             if let Some(hs) = &ready.hard_state {
@@ -456,7 +479,12 @@ impl Cluster {
                 self.line(2, format!("persist entries {}", fmt_entries(&ready.entries, false)));
             }
             if ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty() {
-                self.line(2, if ready.must_sync { "sync" } else { "no sync" });
+                let sync = match (defer, ready.must_sync) {
+                    (true, _) => "sync deferred",
+                    (false, true) => "sync",
+                    (false, false) => "no sync",
+                };
+                self.line(2, sync);
             }
             for m in &ready.messages {
                 self.line(2, format!("send {}", fmt_msg(m)));
@@ -478,12 +506,16 @@ impl Cluster {
             node.disk.snapshot = Some(snapshot.clone());
             node.disk.entries.clear();
         }
-        if let Some(hs) = ready.hard_state {
-            node.disk.hard_state = hs;
-        }
-        if let Some(first) = ready.entries.first().map(|e| e.index) {
-            node.disk.entries.retain(|e| e.index < first);
-            node.disk.entries.extend(ready.entries);
+        if defer {
+            node.unsynced.push((ready.hard_state, ready.entries));
+        } else {
+            if ready.must_sync {
+                // A sync makes the deferred writes durable too.
+                for (hs, entries) in std::mem::take(&mut node.unsynced) {
+                    node.disk.write(hs, entries);
+                }
+            }
+            node.disk.write(ready.hard_state, ready.entries);
         }
         self.network.extend(ready.persisted_messages);
         // Apply.
@@ -535,7 +567,28 @@ impl Cluster {
                 self.line(0, text);
             }
         }
-        self.with_raft(id, 0, Raft::advance);
+        if defer {
+            self.with_raft(id, 0, Raft::advance_deferred);
+        } else {
+            self.with_raft(id, 0, Raft::advance);
+        }
+    }
+
+    /// A leader's deferred sync completes: its deferred writes are durable.
+    fn sync(&mut self, id: u64) {
+        let node = self.node(id);
+        let mut last = None;
+        for (hs, entries) in std::mem::take(&mut node.unsynced) {
+            last = entries.last().map(|e| (e.index, e.term)).or(last);
+            node.disk.write(hs, entries);
+        }
+        match last {
+            Some((index, term)) => {
+                self.line(0, format!("n{id}: synced up to {index}@{term}"));
+                self.with_raft(id, 2, |raft| raft.synced(index, term));
+            }
+            None => self.line(0, format!("n{id}: nothing to sync")),
+        }
     }
 
     /// Delivers (or drops, across a partition or to a crashed replica) the
@@ -586,7 +639,7 @@ impl Cluster {
             let mut busy = false;
             for id in self.ids() {
                 if self.has_ready(id) {
-                    self.process_ready(id, false);
+                    self.process_ready(id, false, false);
                     busy = true;
                 }
             }
@@ -629,6 +682,7 @@ impl Cluster {
 
     fn crash(&mut self, id: u64) {
         self.node(id).raft = None;
+        self.node(id).unsynced.clear();
         let before = self.network.len();
         self.network.retain(|m| m.to.0 != id);
         let lost = before - self.network.len();
@@ -753,10 +807,11 @@ impl Cluster {
             }
             "stabilize" => self.stabilize(args.u64("rounds", 1000)),
             "process-ready" => {
+                let defer = args.bool("defer", false);
                 for i in 0..args.pos.len() {
                     let id = args.pos_u64(i);
                     if self.has_ready(id) {
-                        self.process_ready(id, true);
+                        self.process_ready(id, true, defer);
                     } else {
                         self.line(0, format!("n{id}: no ready"));
                     }
@@ -800,6 +855,7 @@ impl Cluster {
                 }
             }
             "crash" => self.crash(args.pos_u64(0)),
+            "sync" => self.sync(args.pos_u64(0)),
             "restart" => self.restart(args.pos_u64(0)),
             "compact" => self.compact(args.pos_u64(0), args.pos_u64(1)),
             "read-index" => {
@@ -1061,6 +1117,14 @@ fn conflicting_logs() {
 #[test]
 fn commit_rule() {
     run_script("commit_rule.txt");
+}
+
+#[test]
+fn deferred_sync() {
+    // Proves a leader's deferred sync: followers' acknowledgements commit
+    // its entry before its own sync, a crash before that sync loses the
+    // entry only from the leader's disk, and the next leader keeps it.
+    run_script("deferred_sync.txt");
 }
 
 #[test]

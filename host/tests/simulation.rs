@@ -99,6 +99,9 @@ fn fixed_seeds_keep_every_guarantee() {
     // nothing about it.
     let installed: u64 = reports.iter().map(|r| r.snapshots_installed).sum();
     assert!(installed > 0, "no run installed a snapshot from a leader");
+    // ... and commits made by followers while the leader's own sync ran.
+    let ahead: u64 = reports.iter().map(|r| r.commits_ahead_of_leader_disk).sum();
+    assert!(ahead > 0, "no leader committed before its own deferred sync finished");
 }
 
 #[test]
@@ -116,5 +119,23 @@ fn a_follower_that_acknowledges_before_syncing_is_caught() {
         },
     );
     let report = caught.expect("no seed caught a follower acknowledging before syncing");
+    println!("caught: {}", report.summary());
+}
+
+#[test]
+fn a_leader_that_counts_its_unsynced_entries_is_caught() {
+    // Proves the checkers see the leader's deferred sync: with the planted
+    // bug (a leader counts its own entries toward a quorum before their
+    // sync completes), a crash of the leader loses entries only it and a
+    // minority held durably, and a seed among the first 300 exposes it.
+    let caught = (1..=300u64).flat_map(|seed| [3, 5].map(|nodes| (seed, nodes))).find_map(
+        |(seed, nodes)| {
+            let mut config = SimConfig::new(seed, nodes);
+            config.bug_leader_counts_unsynced = true;
+            let report = sim::run(config);
+            (!report.passed()).then_some(report)
+        },
+    );
+    let report = caught.expect("no seed caught a leader counting its unsynced entries");
     println!("caught: {}", report.summary());
 }

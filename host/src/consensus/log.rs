@@ -1,7 +1,8 @@
 //! One replica's view of the replicated log: the entries after the latest
-//! snapshot, and the positions that matter — what is durable locally
-//! (`persisted`), what a quorum has (`committed`), and what has been handed
-//! out to be applied (`applied`). Knows no roles or messages.
+//! snapshot, and the positions that matter — what has been handed out to be
+//! written (`written`), what is durable locally (`persisted`), what a quorum
+//! has (`committed`), and what has been handed out to be applied
+//! (`applied`). Knows no roles or messages.
 
 use crate::consensus::types::{LogEntry, LogIndex, Snapshot, SnapshotMeta, Term};
 use std::collections::VecDeque;
@@ -11,6 +12,8 @@ pub(crate) struct RaftLog {
     snapshot: SnapshotMeta,
     /// Entries `snapshot.index + 1 ..= last_index()`.
     entries: VecDeque<LogEntry>,
+    /// Highest index handed out to be written (`persisted <= written`).
+    written: LogIndex,
     /// Highest index durable on this replica's disk.
     persisted: LogIndex,
     pub committed: LogIndex,
@@ -36,10 +39,12 @@ impl RaftLog {
             committed: snapshot.index,
             snapshot,
             entries: entries.into(),
+            written: LogIndex(0),
             persisted: LogIndex(0),
             incoming: None,
         };
         log.persisted = log.last_index();
+        log.written = log.persisted;
         log.committed = commit.max(log.committed).min(log.last_index());
         log
     }
@@ -63,6 +68,10 @@ impl RaftLog {
 
     pub(crate) fn persisted(&self) -> LogIndex {
         self.persisted
+    }
+
+    pub(crate) fn written(&self) -> LogIndex {
+        self.written
     }
 
     /// The term of the entry at `index`, if the log still knows it.
@@ -130,6 +139,7 @@ impl RaftLog {
         );
         self.entries.truncate((first.0 - self.first_index().0) as usize);
         self.persisted = self.persisted.min(first.prev());
+        self.written = self.written.min(first.prev());
         self.entries.extend(entries);
     }
 
@@ -187,14 +197,25 @@ impl RaftLog {
         out
     }
 
-    /// Entries not yet durable, for the next batch to persist.
-    pub(crate) fn unstable(&self) -> Vec<LogEntry> {
-        let from = self.persisted.next().max(self.first_index());
-        self.slice(from, self.last_index(), usize::MAX, usize::MAX)
+    /// Entries not yet handed out to be written, which now are.
+    pub(crate) fn take_unstable(&mut self) -> Vec<LogEntry> {
+        let from = self.written.next().max(self.first_index());
+        let out = self.slice(from, self.last_index(), usize::MAX, usize::MAX);
+        if let Some(last) = out.last() {
+            self.written = last.index;
+        }
+        out
     }
 
-    pub(crate) fn persisted_to(&mut self, index: LogIndex) {
-        if self.term(index).is_some() {
+    /// Everything handed out to be written is durable.
+    pub(crate) fn persisted_written(&mut self) {
+        self.persisted = self.persisted.max(self.written);
+    }
+
+    /// Everything written up to `index`, whose entry had term `term`, is
+    /// durable: ignored when that entry has since been replaced.
+    pub(crate) fn persisted_to(&mut self, index: LogIndex, term: Term) {
+        if index <= self.written && self.term(index) == Some(term) {
             self.persisted = self.persisted.max(index);
         }
     }
@@ -214,6 +235,7 @@ impl RaftLog {
         self.committed = snapshot.meta.index;
         self.applied = snapshot.meta.index;
         self.persisted = self.persisted.min(snapshot.meta.index.prev());
+        self.written = snapshot.meta.index;
         self.incoming = Some(snapshot);
     }
 

@@ -11,6 +11,14 @@
 //!   `persisted_messages`; apply the snapshot and
 //!   `committed` entries; serve `read_states` once applied far enough; and
 //!   call [`Raft::advance`] before feeding any more input.
+//! - a leader's Ready whose only durable content is its own new entries
+//!   says `may_defer_sync`: the driver may then write them, go on without
+//!   waiting for its disk, call [`Raft::advance_deferred`], and report the
+//!   sync later with [`Raft::synced`]. The leader counts itself toward a
+//!   quorum only from then; followers' acknowledgements may commit the
+//!   entries first (Raft §10.2.1: the leader's own write runs beside
+//!   replication). Any later Ready with `must_sync` is synced over
+//!   everything written so far, deferred writes included.
 //!
 //! It reads no clock (time is `tick`'s and `propose`'s argument), no
 //! randomness (election timeouts come from `Config::seed`), no disk and no
@@ -115,8 +123,12 @@ pub struct Ready {
     /// term or vote. A new commit index alone need not be durable (a
     /// restarted replica learns it again from the leader; a stale one only
     /// means less is applied at restart), so it may be written without a
-    /// sync, as etcd's `MustSync` allows.
+    /// sync, as etcd's `MustSync` allows. Set too when `persisted_messages`
+    /// acknowledge entries whose deferred sync has not been reported.
     pub must_sync: bool,
+    /// The leader may let its own sync of `entries` run beside what follows
+    /// (see the module docs): nothing else here needs the sync.
+    pub may_defer_sync: bool,
     /// Entries to persist: they replace every stored entry from the first
     /// one's index on.
     pub entries: Vec<LogEntry>,
@@ -188,8 +200,8 @@ struct Receiving {
 }
 
 struct InFlight {
-    last_entry: Option<LogIndex>,
-    snapshot: Option<LogIndex>,
+    must_sync: bool,
+    may_defer_sync: bool,
     hard_state: Option<HardState>,
 }
 
@@ -492,7 +504,7 @@ impl Raft {
             || !self.persisted_messages.is_empty()
             || self.log.incoming.is_some()
             || self.hard_state() != self.persisted_hard_state
-            || self.log.persisted() < self.log.last_index()
+            || self.log.written() < self.log.last_index()
             || self.log.applied < self.log.committed
             || !self.read_states.is_empty()
             || (self.role == Role::Leader && self.followers_need_appends())
@@ -508,13 +520,23 @@ impl Raft {
         let hard_state = self.hard_state();
         let hard_state = (hard_state != self.persisted_hard_state).then_some(hard_state);
         let snapshot = self.log.incoming.take();
-        let entries = self.log.unstable();
+        let entries = self.log.take_unstable();
         let promise_changed = hard_state.as_ref().is_some_and(|hs| {
             hs.term != self.persisted_hard_state.term || hs.vote != self.persisted_hard_state.vote
         });
+        let acks_unsynced =
+            !self.persisted_messages.is_empty() && self.log.persisted() < self.log.written();
+        let must_sync =
+            promise_changed || !entries.is_empty() || snapshot.is_some() || acks_unsynced;
+        let may_defer_sync = self.role == Role::Leader
+            && !entries.is_empty()
+            && !promise_changed
+            && snapshot.is_none()
+            && self.persisted_messages.is_empty();
         let ready = Ready {
             messages: std::mem::take(&mut self.messages),
-            must_sync: promise_changed || !entries.is_empty() || snapshot.is_some(),
+            must_sync,
+            may_defer_sync,
             hard_state: hard_state.clone(),
             entries,
             persisted_messages: std::mem::take(&mut self.persisted_messages),
@@ -522,24 +544,43 @@ impl Raft {
             read_states: std::mem::take(&mut self.read_states),
             snapshot,
         };
-        self.in_flight = Some(InFlight {
-            last_entry: ready.entries.last().map(|e| e.index),
-            snapshot: ready.snapshot.as_ref().map(|s| s.meta.index),
-            hard_state,
-        });
+        self.in_flight = Some(InFlight { must_sync, may_defer_sync, hard_state });
         ready
     }
 
-    /// The last Ready is processed: what it asked to persist is durable.
+    /// The last Ready is processed: what it asked to persist is durable,
+    /// and after a sync (`must_sync`) so is everything written before it.
     pub fn advance(&mut self) {
         let Some(done) = self.in_flight.take() else { return };
-        if let Some(index) = done.snapshot {
-            self.log.persisted_to(index);
+        if done.must_sync {
+            self.log.persisted_written();
         }
-        if let Some(index) = done.last_entry {
-            self.log.persisted_to(index);
+        self.advanced(done.hard_state);
+    }
+
+    /// The last Ready, which said `may_defer_sync`, is processed and its
+    /// entries are written but not yet synced: [`Raft::synced`] reports the
+    /// sync.
+    pub fn advance_deferred(&mut self) {
+        let Some(done) = self.in_flight.take() else { return };
+        assert!(done.may_defer_sync, "advance_deferred() of a Ready that must be synced first");
+        // Its hard state can only carry a new commit index, which need not
+        // be durable (see `Ready::must_sync`).
+        self.advanced(done.hard_state);
+    }
+
+    /// A deferred sync finished: what was written up to `index` (whose
+    /// entry had term `term`) is durable. Call it between Readys.
+    pub fn synced(&mut self, index: LogIndex, term: Term) {
+        self.check_advanced();
+        self.log.persisted_to(index, term);
+        if self.role == Role::Leader && self.maybe_commit() {
+            self.bcast_append();
         }
-        if let Some(hard_state) = done.hard_state {
+    }
+
+    fn advanced(&mut self, hard_state: Option<HardState>) {
+        if let Some(hard_state) = hard_state {
             self.persisted_hard_state = hard_state;
         }
         if self.role == Role::Leader && self.maybe_commit() {

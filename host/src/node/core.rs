@@ -19,8 +19,8 @@
 //! writes; a watch event leaves before any answer that reflects its change.
 
 use crate::consensus::{
-    Config, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, ReadState, Role, Snapshot,
-    SnapshotMeta,
+    Config, HardState, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, ReadState, Role,
+    Snapshot, SnapshotMeta, Term,
 };
 use crate::node::config::{NodeConfig, Timing};
 use crate::node::peer::PeerFrame;
@@ -156,6 +156,29 @@ struct Forward {
     deadline: Instant,
 }
 
+/// The leader's own syncs that run beside replication
+/// (`Ready::may_defer_sync`).
+#[derive(Default)]
+struct Deferred {
+    /// A sync on a blocking thread, covering what was written up to the
+    /// entry (index, term).
+    running: Option<RunningSync>,
+    /// Writes that came while `running` held fjall's journal (a write would
+    /// wait for the sync): made when it ends, then synced in turn.
+    pending: Option<(Option<HardState>, Vec<LogEntry>)>,
+    /// A snapshot saved while a sync ran: the log is compacted below it
+    /// once the pending writes are made.
+    compact: Option<Snapshot>,
+    /// A finished sync to report to consensus after the current Ready.
+    synced: Option<(LogIndex, Term)>,
+}
+
+struct RunningSync {
+    handle: tokio::task::JoinHandle<Result<(), storage::StorageError>>,
+    index: LogIndex,
+    term: Term,
+}
+
 /// The node's core. See the module docs.
 pub(crate) struct Core {
     id: u64,
@@ -198,6 +221,7 @@ pub(crate) struct Core {
     /// `recent_floor`.
     recent: VecDeque<Trigger>,
     recent_floor: Zxid,
+    deferred: Deferred,
 }
 
 /// Why the core stopped.
@@ -266,16 +290,32 @@ impl Core {
             last_snapshot,
             recent: VecDeque::new(),
             recent_floor,
+            deferred: Deferred::default(),
         }
     }
 
     /// Runs until every input sender is gone, or storage fails.
     pub(crate) async fn run(mut self) -> Result<(), CoreError> {
-        while let Some(input) = self.inputs.recv().await {
-            if matches!(input, Input::Stop) {
-                return Ok(());
+        loop {
+            let input = match self.deferred.running.take() {
+                Some(mut running) => tokio::select! {
+                    biased;
+                    result = &mut running.handle => {
+                        self.sync_ended(&running, result)?;
+                        None
+                    }
+                    input = self.inputs.recv() => {
+                        self.deferred.running = Some(running);
+                        Some(input)
+                    }
+                },
+                None => Some(self.inputs.recv().await),
+            };
+            match input {
+                None => {}
+                Some(None | Some(Input::Stop)) => return Ok(()),
+                Some(Some(input)) => self.handle(input)?,
             }
-            self.handle(input)?;
             // Everything already queued joins this round's Ready.
             for _ in 0..4096 {
                 match self.inputs.try_recv() {
@@ -291,7 +331,6 @@ impl Core {
                 tokio::task::yield_now().await;
             }
         }
-        Ok(())
     }
 
     fn handle(&mut self, input: Input) -> Result<(), CoreError> {
@@ -318,23 +357,32 @@ impl Core {
         for m in ready.messages.drain(..) {
             self.send_peer(m.to.0, PeerFrame::Raft(m));
         }
-        if let Some(snapshot) = &ready.snapshot {
-            self.storage.install_snapshot(snapshot)?;
-        }
-        if ready.must_sync {
-            if ready.hard_state.is_some() || !ready.entries.is_empty() {
-                if sent {
-                    // Let this thread send those messages first: the
-                    // leader's appends reach the followers while its own
-                    // disk syncs.
-                    tokio::task::yield_now().await;
-                }
-                self.storage.persist(ready.hard_state.as_ref(), &ready.entries)?;
+        let deferred = ready.must_sync && ready.may_defer_sync;
+        if deferred {
+            // The leader's own entries: written now (or after the running
+            // sync), synced on a blocking thread while this one goes on;
+            // followers' acknowledgements may commit them first.
+            self.write_deferred(ready.hard_state.as_ref(), &ready.entries)?;
+        } else if ready.must_sync {
+            self.settle_disk().await?;
+            if let Some(snapshot) = &ready.snapshot {
+                self.storage.install_snapshot(snapshot)?;
             }
+            if sent {
+                // Let this thread send those messages first: the leader's
+                // appends reach the followers while its own disk syncs.
+                tokio::task::yield_now().await;
+            }
+            // The sync covers the deferred writes too (see `Raft::advance`).
+            self.storage.persist(ready.hard_state.as_ref(), &ready.entries)?;
         } else if let Some(hard_state) = &ready.hard_state {
             // Only the commit index moved: no sync on the path of the
             // answers this Ready applies.
-            self.storage.write_hard_state(hard_state)?;
+            if self.deferred.running.is_some() {
+                self.pend(Some(hard_state), &[]);
+            } else {
+                self.storage.write_hard_state(hard_state)?;
+            }
         }
         for m in ready.persisted_messages.drain(..) {
             self.send_peer(m.to.0, PeerFrame::Raft(m));
@@ -348,9 +396,113 @@ impl Core {
         for read in std::mem::take(&mut ready.read_states) {
             self.read_state(read);
         }
-        self.raft.advance();
+        if deferred {
+            self.raft.advance_deferred();
+        } else {
+            self.raft.advance();
+        }
+        if let Some((index, term)) = self.deferred.synced.take() {
+            self.raft.synced(index, term);
+        }
+        if self.deferred.running.is_none()
+            && let Some(snapshot) = self.deferred.compact.take()
+        {
+            self.compact(snapshot)?;
+        }
         self.after_apply();
         Ok(())
+    }
+
+    // ---- The leader's deferred syncs.
+
+    fn write_deferred(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[LogEntry],
+    ) -> Result<(), CoreError> {
+        if self.deferred.running.is_some() {
+            self.pend(hard_state, entries);
+        } else {
+            self.storage.write(hard_state, entries)?;
+            self.start_sync(entries);
+        }
+        Ok(())
+    }
+
+    fn pend(&mut self, hard_state: Option<&HardState>, entries: &[LogEntry]) {
+        let pending = self.deferred.pending.get_or_insert_with(|| (None, Vec::new()));
+        if let Some(hard_state) = hard_state {
+            pending.0 = Some(hard_state.clone());
+        }
+        pending.1.extend_from_slice(entries);
+    }
+
+    /// Starts syncing what was written, up to the last of `entries`.
+    fn start_sync(&mut self, entries: &[LogEntry]) {
+        let Some(last) = entries.last() else { return };
+        let syncer = self.storage.syncer();
+        let handle = tokio::task::spawn_blocking(move || syncer.sync());
+        self.deferred.running = Some(RunningSync { handle, index: last.index, term: last.term });
+    }
+
+    /// The running sync ended (run between Readys): reports it, makes the
+    /// writes that waited for it, compacts the log if a snapshot waited,
+    /// and starts syncing those writes.
+    fn sync_ended(
+        &mut self,
+        running: &RunningSync,
+        result: Result<Result<(), storage::StorageError>, tokio::task::JoinError>,
+    ) -> Result<(), CoreError> {
+        self.storage.synced(self.sync_result(result))?;
+        self.raft.synced(running.index, running.term);
+        let entries = self.write_pending()?;
+        if let Some(snapshot) = self.deferred.compact.take() {
+            self.compact(snapshot)?;
+        }
+        self.start_sync(&entries);
+        Ok(())
+    }
+
+    /// Before a Ready that must be synced: waits for the running sync and
+    /// makes the writes that waited (the Ready's own sync covers them). A
+    /// snapshot waiting to compact is left to the end of the Ready.
+    async fn settle_disk(&mut self) -> Result<(), CoreError> {
+        if let Some(mut running) = self.deferred.running.take() {
+            let result = (&mut running.handle).await;
+            self.storage.synced(self.sync_result(result))?;
+            // Reported after this Ready (consensus takes no input inside
+            // one); its own sync makes everything written durable anyway.
+            self.deferred.synced = Some((running.index, running.term));
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the writes that waited for a sync; returns their entries.
+    fn write_pending(&mut self) -> Result<Vec<LogEntry>, CoreError> {
+        let Some((hard_state, entries)) = self.deferred.pending.take() else {
+            return Ok(Vec::new());
+        };
+        if entries.is_empty() {
+            if let Some(hard_state) = &hard_state {
+                self.storage.write_hard_state(hard_state)?;
+            }
+        } else {
+            self.storage.write(hard_state.as_ref(), &entries)?;
+        }
+        Ok(entries)
+    }
+
+    fn sync_result(
+        &self,
+        result: Result<Result<(), storage::StorageError>, tokio::task::JoinError>,
+    ) -> Result<(), storage::StorageError> {
+        result.unwrap_or_else(|e| {
+            Err(storage::StorageError::Io {
+                dir: self.storage.dir().to_owned(),
+                source: std::io::Error::other(format!("the sync thread failed: {e}")),
+            })
+        })
     }
 
     fn send_peer(&self, to: u64, frame: PeerFrame) {
@@ -1077,15 +1229,27 @@ impl Core {
         });
     }
 
+    /// Cuts the log below a saved snapshot, on disk and in consensus.
+    fn compact(&mut self, snapshot: Snapshot) -> Result<(), CoreError> {
+        let index = snapshot.meta.index;
+        self.storage.snapshot_saved(index)?;
+        self.raft.compact(index, snapshot.data);
+        Ok(())
+    }
+
     fn snapshot_written(&mut self, result: Result<Snapshot, String>) -> Result<(), CoreError> {
         self.snapshotting = false;
         match result {
             Ok(snapshot) => {
-                let index = snapshot.meta.index;
-                self.last_snapshot = index;
+                self.last_snapshot = snapshot.meta.index;
                 self.snapshot_bytes = snapshot.data.len();
-                self.storage.snapshot_saved(index)?;
-                self.raft.compact(index, snapshot.data);
+                if self.deferred.running.is_some() {
+                    // Compacting now would race the writes waiting for
+                    // that sync: compact once they are made.
+                    self.deferred.compact = Some(snapshot);
+                } else {
+                    self.compact(snapshot)?;
+                }
             }
             Err(why) => {
                 tracing::warn!("n{}: snapshot failed: {why}; retrying after more entries", self.id);

@@ -42,6 +42,9 @@ pub struct SimConfig {
     /// Planted bugs, to prove the checkers catch them.
     pub bug_commit_by_count: bool,
     pub bug_ack_before_sync: bool,
+    /// A leader counts its own deferred entries toward a quorum before
+    /// their sync completes.
+    pub bug_leader_counts_unsynced: bool,
     /// Record a readable trace of every event.
     pub trace: bool,
     /// Search steps the linearizability checker may take per key (or for
@@ -62,6 +65,7 @@ impl SimConfig {
             snapshot_every: 200,
             bug_commit_by_count: false,
             bug_ack_before_sync: false,
+            bug_leader_counts_unsynced: false,
             trace: false,
             linearizability_steps: 2_000_000,
         }
@@ -78,6 +82,10 @@ pub struct SimReport {
     pub elections: u64,
     /// Snapshots followers received from a leader (in chunks) and installed.
     pub snapshots_installed: u64,
+    /// Readys after which a leader had committed past its own durable log:
+    /// followers' acknowledgements made the quorum while its deferred sync
+    /// ran.
+    pub commits_ahead_of_leader_disk: u64,
     pub max_term: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
@@ -100,8 +108,8 @@ impl SimReport {
             self.seed,
             self.committed,
             self.elections,
-            self.snapshots_installed,
             self.max_term,
+            self.snapshots_installed,
             self.ops_ok,
             self.ops_indeterminate,
             self.faults,
@@ -125,6 +133,8 @@ enum Event {
     Tick(usize),
     Deliver(crate::consensus::Message),
     DiskDone(usize, u64),
+    /// A deferred sync (node, generation, sync number) completed.
+    DeferredDone(usize, u64, u64),
     ClientWake(usize),
     ClientTimeout(usize, u64),
     ClientRequest(usize, Request),
@@ -220,7 +230,10 @@ impl Sim {
                 // mid-transfer.
                 raft.snapshot_chunk_bytes = *rng.pick(&[64, 256, 4096, 1 << 20]);
                 raft.snapshot_chunks_in_flight = rng.between(1, 4) as usize;
-                SimNode::new(raft, config.snapshot_every, config.bug_ack_before_sync)
+                let mut node =
+                    SimNode::new(raft, config.snapshot_every, config.bug_ack_before_sync);
+                node.leader_counts_unsynced = config.bug_leader_counts_unsynced;
+                node
             })
             .collect();
         let clients = (0..config.clients).map(|c| SimClient::new(c, *rng.pick(&ids))).collect();
@@ -311,6 +324,12 @@ impl Sim {
                 if self.nodes[n].generation == generation {
                     let now = self.now;
                     self.guarded(n, |node, out| node.disk_done(now, out));
+                }
+            }
+            Event::DeferredDone(n, generation, sync) => {
+                if self.nodes[n].generation == generation {
+                    let now = self.now;
+                    self.guarded(n, |node, out| node.deferred_done(sync, now, out));
                 }
             }
             Event::ClientRequest(n, request) => self.input(n, Input::Request(request)),
@@ -449,13 +468,14 @@ impl Sim {
                     self.schedule(CLIENT_LATENCY_MS, Event::ClientReply(client, req, reply));
                 }
                 Effect::Sync => {
-                    let latency = if self.slow_disk[n] {
-                        self.rng.between(20, 120)
-                    } else {
-                        self.rng.between(1, 3)
-                    };
+                    let latency = self.disk_latency(n);
                     let generation = self.nodes[n].generation;
                     self.schedule(latency, Event::DiskDone(n, generation));
+                }
+                Effect::DeferredSync(sync) => {
+                    let latency = self.disk_latency(n);
+                    let generation = self.nodes[n].generation;
+                    self.schedule(latency, Event::DeferredDone(n, generation, sync));
                 }
                 Effect::Applied { index, term, payload } => {
                     self.check_applied(n, index, term, payload)
@@ -469,6 +489,10 @@ impl Sim {
     /// Records every entry the moment a replica's commit index covers it
     /// (not only when applied): a leader that commits wrongly and dies at
     /// once is caught too.
+    fn disk_latency(&mut self, n: usize) -> u64 {
+        if self.slow_disk[n] { self.rng.between(20, 120) } else { self.rng.between(1, 3) }
+    }
+
     fn check_commit(&mut self, n: usize) {
         let Some(raft) = &self.nodes[n].raft else { return };
         let commit = raft.commit_index();
@@ -722,6 +746,8 @@ impl Sim {
         self.check_log_matching();
         self.report.committed = self.committed.len() as u64;
         self.report.snapshots_installed = self.nodes.iter().map(|x| x.snapshots_installed).sum();
+        self.report.commits_ahead_of_leader_disk =
+            self.nodes.iter().map(|x| x.commits_ahead_of_disk).sum();
         if !self.stopped && !self.converged() {
             let states: Vec<String> = self
                 .nodes

@@ -5,7 +5,7 @@
 
 use crate::consensus::{
     Config, HardState, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, Ready, Restored,
-    Snapshot, Term,
+    Role, Snapshot, Term,
 };
 use crate::sim::payload_hash;
 use crate::state::snapshot;
@@ -67,6 +67,9 @@ pub(crate) enum Effect {
     },
     /// Start a sync of the disk; call `disk_done` when it completes.
     Sync,
+    /// Start a leader's deferred sync of what it wrote; call
+    /// `deferred_done` with this number when it completes.
+    DeferredSync(u64),
     /// An entry was applied (for the checkers).
     Applied {
         index: LogIndex,
@@ -92,6 +95,15 @@ pub(crate) struct SimNode {
     pub disk: Disk,
     /// A Ready being synced; inputs wait in `inbox` meanwhile.
     syncing: Option<Ready>,
+    /// A leader's deferred writes (`Ready::may_defer_sync`), oldest first:
+    /// written, not yet durable.
+    unsynced: VecDeque<(Option<HardState>, Vec<LogEntry>)>,
+    /// The deferred sync running: its number, how many of `unsynced` it
+    /// covers, and the last entry among them.
+    deferred: Option<(u64, usize, LogIndex, Term)>,
+    deferred_syncs: u64,
+    /// A deferred sync that ended while a Ready was out, to report after.
+    synced: Option<(LogIndex, Term)>,
     inbox: VecDeque<Input>,
     /// Proposals awaiting apply: index → (client, req, term proposed in).
     writes: BTreeMap<LogIndex, (usize, u64, Term)>,
@@ -106,6 +118,11 @@ pub(crate) struct SimNode {
     pub generation: u64,
     /// Snapshots received from a leader and installed.
     pub snapshots_installed: u64,
+    /// Readys after which this replica led with a commit index past its
+    /// own durable log.
+    pub commits_ahead_of_disk: u64,
+    /// Planted bug: a leader counts its deferred entries as durable.
+    pub leader_counts_unsynced: bool,
 }
 
 impl SimNode {
@@ -117,6 +134,10 @@ impl SimNode {
             sm: StateMachine::new(Limits::default()),
             disk: Disk::default(),
             syncing: None,
+            unsynced: VecDeque::new(),
+            deferred: None,
+            deferred_syncs: 0,
+            synced: None,
             inbox: VecDeque::new(),
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
@@ -126,6 +147,8 @@ impl SimNode {
             ack_before_sync,
             generation: 0,
             snapshots_installed: 0,
+            commits_ahead_of_disk: 0,
+            leader_counts_unsynced: false,
         };
         node.restart();
         node
@@ -144,6 +167,9 @@ impl SimNode {
     pub(crate) fn crash(&mut self) {
         self.raft = None;
         self.syncing = None;
+        self.unsynced.clear();
+        self.deferred = None;
+        self.synced = None;
         self.inbox.clear();
         self.writes.clear();
         self.reads.clear();
@@ -184,11 +210,66 @@ impl SimNode {
         self.drain(out);
     }
 
-    /// The sync started by `Effect::Sync` completed.
+    /// The sync started by `Effect::Sync` completed: it made the deferred
+    /// writes durable too, as the node driver's does.
     pub(crate) fn disk_done(&mut self, now: u64, out: &mut Vec<Effect>) {
         let Some(ready) = self.syncing.take() else { return };
+        self.make_durable(self.unsynced.len());
+        if let Some((_, _, index, term)) = self.deferred.take() {
+            self.synced = Some((index, term));
+        }
         self.write_disk(&ready);
         self.finish(ready, out);
+        self.after_input(now, out);
+    }
+
+    /// The sync started by `Effect::DeferredSync` completed.
+    pub(crate) fn deferred_done(&mut self, sync: u64, now: u64, out: &mut Vec<Effect>) {
+        // Another when a full sync overtook it.
+        let Some((running, count, index, term)) = self.deferred else { return };
+        if running != sync {
+            return;
+        }
+        self.deferred = None;
+        self.make_durable(count);
+        if self.syncing.is_some() {
+            self.synced = Some((index, term));
+        } else {
+            self.raft().synced(index, term);
+            self.drain(out);
+        }
+        self.start_deferred(out);
+        self.after_input(now, out);
+    }
+
+    fn make_durable(&mut self, count: usize) {
+        for _ in 0..count {
+            let Some((hard_state, entries)) = self.unsynced.pop_front() else { return };
+            if let Some(hard_state) = hard_state {
+                self.disk.hard_state = hard_state;
+            }
+            if let Some(first) = entries.first() {
+                self.disk.entries.retain(|e| e.index < first.index);
+                self.disk.entries.extend(entries);
+            }
+        }
+    }
+
+    /// Starts a deferred sync of every unsynced write, unless one runs.
+    fn start_deferred(&mut self, out: &mut Vec<Effect>) {
+        if self.deferred.is_some() {
+            return;
+        }
+        let last = self.unsynced.iter().rev().find_map(|(_, entries)| entries.last());
+        if let Some(last) = last {
+            self.deferred_syncs += 1;
+            let sync = self.deferred_syncs;
+            self.deferred = Some((sync, self.unsynced.len(), last.index, last.term));
+            out.push(Effect::DeferredSync(sync));
+        }
+    }
+
+    fn after_input(&mut self, now: u64, out: &mut Vec<Effect>) {
         while self.syncing.is_none() {
             let Some(input) = self.inbox.pop_front() else { break };
             self.feed(input, now, out);
@@ -265,7 +346,13 @@ impl SimNode {
         // A Ready that need not be synced (only the commit index moved)
         // writes nothing durable here: the most a crash could take from
         // the real store.
-        if ready.must_sync {
+        if ready.must_sync && ready.may_defer_sync {
+            // The leader's own entries: written now, synced beside what
+            // follows; they count toward its quorum once `synced`.
+            self.unsynced.push_back((ready.hard_state.clone(), ready.entries.clone()));
+            self.start_deferred(out);
+            self.finish(ready, out);
+        } else if ready.must_sync {
             self.syncing = Some(ready);
             out.push(Effect::Sync);
         } else {
@@ -290,6 +377,7 @@ impl SimNode {
 
     /// After the sync: acknowledge, apply, answer, advance.
     fn finish(&mut self, ready: Ready, out: &mut Vec<Effect>) {
+        let deferred = ready.must_sync && ready.may_defer_sync;
         out.extend(ready.persisted_messages.into_iter().map(Effect::Send));
         if let Some(snapshot) = &ready.snapshot {
             // A snapshot from the leader: only this driver's format arrives.
@@ -319,7 +407,18 @@ impl SimNode {
             let reply = Reply::Read { value: self.read(&path), zxid: applied.0 };
             out.push(Effect::Reply { client, req, reply });
         }
-        self.raft().advance();
+        if deferred && !self.leader_counts_unsynced {
+            self.raft().advance_deferred();
+        } else {
+            self.raft().advance();
+        }
+        if let Some((index, term)) = self.synced.take() {
+            self.raft().synced(index, term);
+        }
+        let raft = self.raft();
+        if raft.role() == Role::Leader && raft.commit_index() > raft.persisted_index() {
+            self.commits_ahead_of_disk += 1;
+        }
         self.maybe_snapshot();
     }
 

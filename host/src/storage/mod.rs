@@ -8,8 +8,10 @@
 //!
 //! Drive it from the node driver: [`Storage::open`] at start (it returns
 //! what the consensus core needs to restart), then [`Storage::persist`] for
-//! each Ready's hard state and entries, [`Storage::save_snapshot`] when the
-//! state machine snapshots (the log below is then compacted), and
+//! each Ready's hard state and entries (or [`Storage::write`] now and a
+//! [`Syncer`] on another thread, for a leader's deferred sync),
+//! [`Storage::save_snapshot`] when the state machine snapshots (the log
+//! below is then compacted), and
 //! [`Storage::install_snapshot`] for a snapshot from the leader. At start,
 //! [`rebuild`] turns what was recovered into the state machine.
 
@@ -71,6 +73,25 @@ pub enum StorageError {
         "an earlier write to {dir} failed, so storage accepts no more writes; restart the node (it recovers what was synced)"
     )]
     Poisoned { dir: PathBuf },
+}
+
+/// Syncs what a [`Storage`] wrote, from another thread (see
+/// [`Storage::write`]).
+pub struct Syncer {
+    dir: PathBuf,
+    db: Database,
+}
+
+impl Syncer {
+    /// fdatasync, as ZooKeeper (force(false)) and etcd do: it makes the
+    /// written bytes and what reading them needs (size, block map) durable,
+    /// but not timestamps. fjall preallocates and syncs each journal file
+    /// when it creates it, and syncs the old one when it rotates.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.db
+            .persist(PersistMode::SyncData)
+            .map_err(|source| StorageError::Engine { dir: self.dir.clone(), source })
+    }
 }
 
 /// One replica's durable state. See the module docs for how to drive it.
@@ -154,6 +175,19 @@ impl Storage {
         hard_state: Option<&HardState>,
         entries: &[LogEntry],
     ) -> Result<(), StorageError> {
+        self.write(hard_state, entries)?;
+        self.sync()
+    }
+
+    /// What [`Storage::persist`] writes, handed to the operating system but
+    /// not synced: durable after the next [`Storage::sync`], or after a
+    /// [`Syncer`] taken afterwards synced and its result went to
+    /// [`Storage::synced`]. A write waits while a `Syncer` syncs.
+    pub fn write(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[LogEntry],
+    ) -> Result<(), StorageError> {
         self.check_poisoned()?;
         let mut batch = self.db.batch();
         let mut last = self.last;
@@ -177,9 +211,29 @@ impl Storage {
         if let Some(hs) = hard_state {
             batch.insert(&self.meta, HARD_STATE_KEY, encode_hard_state(hs));
         }
-        self.commit(batch)?;
+        let result =
+            batch.commit().map_err(|source| StorageError::Engine { dir: self.dir.clone(), source });
+        self.poison_on_err(result)?;
         self.last = last;
         Ok(())
+    }
+
+    /// Syncs everything written so far.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let result = self.syncer().sync();
+        self.poison_on_err(result)
+    }
+
+    /// A handle that syncs everything written so far, from another thread.
+    pub fn syncer(&self) -> Syncer {
+        Syncer { dir: self.dir.clone(), db: self.db.clone() }
+    }
+
+    /// Takes a [`Syncer`]'s result: an error poisons the store.
+    pub fn synced(&mut self, result: Result<(), StorageError>) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        self.poison_on_err(result)
     }
 
     /// Writes the hard state without a sync: for a Ready whose only change
@@ -252,17 +306,10 @@ impl Storage {
     }
 
     fn commit(&mut self, batch: fjall::OwnedWriteBatch) -> Result<(), StorageError> {
-        let dir = self.dir.clone();
-        let engine = move |source| StorageError::Engine { dir: dir.clone(), source };
-        let result = batch
-            .commit()
-            .map_err(&engine)
-            // fdatasync, as ZooKeeper (force(false)) and etcd do: it makes
-            // the written bytes and what reading them needs (size, block
-            // map) durable, but not timestamps. fjall preallocates and
-            // syncs each journal file when it creates it.
-            .and_then(|()| self.db.persist(PersistMode::SyncData).map_err(&engine));
-        self.poison_on_err(result)
+        let result =
+            batch.commit().map_err(|source| StorageError::Engine { dir: self.dir.clone(), source });
+        self.poison_on_err(result)?;
+        self.sync()
     }
 
     /// A failed write or sync leaves the disk in an unknown state: accept

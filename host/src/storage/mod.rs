@@ -142,9 +142,9 @@ impl Storage {
         let db = Database::builder(dir.join("log")).open().map_err(engine)?;
         // The log's memtable holds entries until they are flushed to a
         // segment; they are read back only at a restart or for a lagging
-        // follower. 16 MiB
-        // instead of fjall's 64 keeps ~100 MB less resident per member
-        // (BENCHMARKS.md) for a flush every second or two under load.
+        // follower. 16 MiB instead of fjall's 64 keeps ~100 MB less
+        // resident per member (BENCHMARKS.md), for a flush every second or
+        // two under load.
         let log_options = || KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE);
         let log = db.keyspace("log", log_options).map_err(engine)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(engine)?;

@@ -104,21 +104,25 @@ fn fixed_seeds_keep_every_guarantee() {
     assert!(ahead > 0, "no leader committed before its own deferred sync finished");
 }
 
+/// The first run, in seed order over `1..=seeds` with 3 then 5 replicas,
+/// that a checker fails with the bug `plant` switches on.
+fn first_caught(seeds: u64, plant: impl Fn(&mut SimConfig)) -> Option<SimReport> {
+    (1..=seeds).flat_map(|seed| [3, 5].map(|nodes| (seed, nodes))).find_map(|(seed, nodes)| {
+        let mut config = SimConfig::new(seed, nodes);
+        plant(&mut config);
+        let report = sim::run(config);
+        (!report.passed()).then_some(report)
+    })
+}
+
 #[test]
 fn a_follower_that_acknowledges_before_syncing_is_caught() {
     // Proves the checkers can fail: with the planted bug (acknowledgements
     // sent before the disk sync completes), crashes lose acknowledged
     // entries, and a seed among the first 100 exposes a lost or changed
     // committed entry or a broken invariant.
-    let caught = (1..=100u64).flat_map(|seed| [3, 5].map(|nodes| (seed, nodes))).find_map(
-        |(seed, nodes)| {
-            let mut config = SimConfig::new(seed, nodes);
-            config.bug_ack_before_sync = true;
-            let report = sim::run(config);
-            (!report.passed()).then_some(report)
-        },
-    );
-    let report = caught.expect("no seed caught a follower acknowledging before syncing");
+    let report = first_caught(100, |c| c.bug_ack_before_sync = true)
+        .expect("no seed caught a follower acknowledging before syncing");
     println!("caught: {}", report.summary());
 }
 
@@ -128,14 +132,7 @@ fn a_leader_that_counts_its_unsynced_entries_is_caught() {
     // bug (a leader counts its own entries toward a quorum before their
     // sync completes), a crash of the leader loses entries only it and a
     // minority held durably, and a seed among the first 300 exposes it.
-    let caught = (1..=300u64).flat_map(|seed| [3, 5].map(|nodes| (seed, nodes))).find_map(
-        |(seed, nodes)| {
-            let mut config = SimConfig::new(seed, nodes);
-            config.bug_leader_counts_unsynced = true;
-            let report = sim::run(config);
-            (!report.passed()).then_some(report)
-        },
-    );
-    let report = caught.expect("no seed caught a leader counting its unsynced entries");
+    let report = first_caught(300, |c| c.bug_leader_counts_unsynced = true)
+        .expect("no seed caught a leader counting its unsynced entries");
     println!("caught: {}", report.summary());
 }

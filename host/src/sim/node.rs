@@ -87,6 +87,20 @@ pub(crate) struct Disk {
     pub entries: Vec<LogEntry>,
 }
 
+impl Disk {
+    /// One write: the hard state, and entries replacing every stored entry
+    /// from the first one's index on.
+    fn write(&mut self, hard_state: Option<&HardState>, entries: &[LogEntry]) {
+        if let Some(hard_state) = hard_state {
+            self.hard_state = hard_state.clone();
+        }
+        if let Some(first) = entries.first() {
+            self.entries.retain(|e| e.index < first.index);
+            self.entries.extend_from_slice(entries);
+        }
+    }
+}
+
 pub(crate) struct SimNode {
     pub id: NodeId,
     config: Config,
@@ -245,13 +259,7 @@ impl SimNode {
     fn make_durable(&mut self, count: usize) {
         for _ in 0..count {
             let Some((hard_state, entries)) = self.unsynced.pop_front() else { return };
-            if let Some(hard_state) = hard_state {
-                self.disk.hard_state = hard_state;
-            }
-            if let Some(first) = entries.first() {
-                self.disk.entries.retain(|e| e.index < first.index);
-                self.disk.entries.extend(entries);
-            }
+            self.disk.write(hard_state.as_ref(), &entries);
         }
     }
 
@@ -366,13 +374,7 @@ impl SimNode {
             self.disk.entries.clear();
             self.disk.snapshot = Some(snapshot.clone());
         }
-        if let Some(hard_state) = &ready.hard_state {
-            self.disk.hard_state = hard_state.clone();
-        }
-        if let Some(first) = ready.entries.first() {
-            self.disk.entries.retain(|e| e.index < first.index);
-            self.disk.entries.extend(ready.entries.iter().cloned());
-        }
+        self.disk.write(ready.hard_state.as_ref(), &ready.entries);
     }
 
     /// After the sync: acknowledge, apply, answer, advance.

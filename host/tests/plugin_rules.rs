@@ -180,6 +180,22 @@ fn an_endless_loop_runs_out_of_fuel_and_a_memory_bomb_hits_its_limit() {
 }
 
 #[test]
+fn every_call_starts_from_the_components_initial_memory() {
+    // Proves no call sees memory an earlier call wrote: the memory plugin
+    // changes a data-segment static, a zeroed static and a page it grows,
+    // and still finds them at their initial values on each later call (the
+    // pool resets the slot it reuses).
+    let mut h = Harness::new();
+    let s = h.open(vec![]);
+    h.ok(s, install_op("memory", warren_plugins::bytes("testing/memory")));
+    let first = output(h.ok(s, invoke("memory", "/m", "")));
+    assert!(first.ends_with(" data=7 zeroed=0 grown=0"), "{first}");
+    for _ in 0..3 {
+        assert_eq!(output(h.ok(s, invoke("memory", "/m", ""))), first);
+    }
+}
+
+#[test]
 fn a_panic_reaches_the_caller_as_its_message() {
     // Proves a panicking plugin's message (through the SDK's panic hook) is
     // the failure the caller sees, not a bare trap.

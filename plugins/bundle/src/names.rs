@@ -16,6 +16,10 @@ pub const EXAMPLES: &[&str] = &["json-schema", "counter", "queue"];
 ///   `b` and answers `a:<zxid>` or `b:<zxid>`.
 /// - `testing/wasi`: an operation that imports `wasi:random/random@0.2.0`,
 ///   which the host must refuse to install.
+/// - `testing/memory`: an operation that answers what it finds of an
+///   earlier call in its memory (a data-segment static, a zeroed static, a
+///   grown page) and leaves traces of its own; each call must answer
+///   `pages=<initial> data=7 zeroed=0 grown=0`.
 pub const TESTING: &[&str] = &[
     "testing/spin",
     "testing/bomb",
@@ -23,4 +27,5 @@ pub const TESTING: &[&str] = &[
     "testing/stamp-a",
     "testing/stamp-b",
     "testing/wasi",
+    "testing/memory",
 ];

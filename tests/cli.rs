@@ -172,7 +172,8 @@ async fn plugin_commands_install_bind_invoke_list_and_remove() {
     // ls --json with versions and worlds, a bound json-schema validator
     // refusing a bad create with one sentence naming the plugin and the
     // field and taking a good one, a counter operation printing its new
-    // value, rm refused while bound, unbind then rm, and a missing file or
+    // value, a schema it does not support refused at bind with the reason,
+    // rm refused while bound, unbind then rm, and a missing file or
     // a bad --memory-mib refused before anything is sent.
     let cluster = ready_cluster("cli-plugins").await;
     let config = Some(cluster.files.client_config.as_path());
@@ -208,6 +209,19 @@ async fn plugin_commands_install_bind_invoke_list_and_remove() {
     assert_eq!(seen, [("counter", 1, "operation"), ("json-schema", 1, "validator")], "{listed}");
 
     let schema = cluster.dir().join("config.schema.json");
+    std::fs::write(&schema, r#"{"type":"int"}"#).expect("write a bad schema");
+    let refused = warren(
+        config,
+        &["plugin", "bind", "json-schema", "/config", "--config", path_str(&schema)],
+    )
+    .await;
+    let error = refused.one_sentence_failure();
+    assert!(
+        error.contains("json-schema")
+            && error.contains("/config")
+            && error.contains(r#"unknown type "int""#),
+        "{error}"
+    );
     std::fs::write(
         &schema,
         r#"{"type":"object","required":["port"],"properties":{"port":{"type":"integer"}}}"#,

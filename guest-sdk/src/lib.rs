@@ -23,11 +23,19 @@
 //! struct MaxSize;
 //!
 //! impl Validator for MaxSize {
-//!     fn validate(change: Change, config: Vec<u8>) -> Result<(), String> {
-//!         let limit: usize = std::str::from_utf8(&config)
+//!     /// Runs once per binding: refuses a config that is not a number, and
+//!     /// hands `validate` the number as 8 bytes.
+//!     fn prepare(config: Vec<u8>) -> Result<Vec<u8>, String> {
+//!         let limit: u64 = std::str::from_utf8(&config)
 //!             .ok()
 //!             .and_then(|s| s.trim().parse().ok())
-//!             .ok_or("the binding's config must be a number of bytes")?;
+//!             .ok_or("the config must be a number of bytes")?;
+//!         Ok(limit.to_le_bytes().to_vec())
+//!     }
+//!
+//!     fn validate(change: Change, config: Vec<u8>) -> Result<(), String> {
+//!         let limit = u64::from_le_bytes(config.try_into().map_err(|_| "not prepared")?);
+//!         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
 //!         if change.kind == ChangeKind::Delete {
 //!             return Ok(());
 //!         }
@@ -177,9 +185,23 @@ pub mod tree {
 
 /// A validator: implement this, then call [`export_validator!`] on the type.
 pub trait Validator {
+    /// Checks a binding's configuration bytes (`warren plugin bind NAME
+    /// PREFIX --config FILE`, empty if none was given) when it is bound,
+    /// and returns the bytes every [`validate`](Validator::validate) of that
+    /// binding gets as its `config`. An error refuses the binding with the
+    /// reason. Parse the configuration here, once, into a form that is
+    /// cheap to read: each validation runs in a fresh instance and would
+    /// otherwise parse it again. The result must depend on `config` alone
+    /// (it is computed again after a restart): [`host::zxid`] and
+    /// [`host::time_ms`] return 0 here. By default the configuration is
+    /// accepted as it is.
+    fn prepare(config: Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(config)
+    }
+
     /// Accepts the change with `Ok(())` or rejects it with a reason for the
-    /// client. `config` is the binding's configuration bytes (`warren plugin
-    /// bind NAME PREFIX --config FILE`), empty if none was given.
+    /// client. `config` is what [`prepare`](Validator::prepare) returned for
+    /// the binding: by default, its configuration bytes.
     fn validate(change: Change, config: Vec<u8>) -> Result<(), String>;
 }
 
@@ -223,9 +245,14 @@ macro_rules! export_operation {
 pub struct __ValidatorAdapter<T>(PhantomData<T>);
 
 impl<T: Validator> __validator::Guest for __ValidatorAdapter<T> {
-    fn validate(change: Change, config: Vec<u8>) -> Result<(), String> {
+    fn prepare(config: Vec<u8>) -> Result<Vec<u8>, String> {
         install_panic_hook();
-        T::validate(change, config)
+        T::prepare(config)
+    }
+
+    fn validate(change: Change, prepared: Vec<u8>) -> Result<(), String> {
+        install_panic_hook();
+        T::validate(change, prepared)
     }
 }
 

@@ -32,6 +32,11 @@ fn installed(h: &mut Harness, s: SessionId, name: &str, component: &str) -> Plug
     }
 }
 
+/// What the registry says of plugin `name`.
+fn installed_info(h: &Harness, name: &str) -> PluginInfo {
+    h.sm.plugins().into_iter().find(|p| p.name == name).expect("installed")
+}
+
 fn output(result: OpResult) -> String {
     match result {
         OpResult::Invoked { output, .. } => String::from_utf8(output).expect("UTF-8 output"),
@@ -329,6 +334,75 @@ fn bindings_worlds_and_removal_follow_the_rules() {
 }
 
 #[test]
+fn a_configuration_the_validator_refuses_is_refused_at_bind_and_at_reinstall() {
+    // Proves prepare's refusals: binding a schema the json-schema validator
+    // does not support is refused with its reason and binds nothing, and
+    // installing code that refuses an existing binding's configuration
+    // under the bound name is refused and keeps the old code working.
+    let (mut h, s) = with_schema();
+    let why = refusal(h.fails_code(
+        s,
+        bind_plugin("schema", "/other", r#"{"type":"int"}"#),
+        ErrorCode::PluginRefused,
+    ));
+    match &why {
+        PluginRefusal::Config { prefix, reason } => {
+            assert_eq!(prefix, "/other");
+            assert!(reason.contains(r#"/type: unknown type "int""#), "{reason}");
+        }
+        other => panic!("expected the configuration refused: {other:?}"),
+    }
+    let info = installed_info(&h, "schema");
+    assert_eq!(info.bindings.len(), 1, "only /config is bound: {info:?}");
+
+    let picky = install_op("schema", warren_plugins::bytes("testing/picky"));
+    let why = refusal(h.fails_code(s, picky, ErrorCode::PluginRefused));
+    assert_eq!(
+        why,
+        PluginRefusal::Config {
+            prefix: "/config".into(),
+            reason: format!("it takes no configuration, got {} bytes", SCHEMA.len()),
+        }
+    );
+    assert_eq!(installed_info(&h, "schema").version, 1);
+    h.created(s, create("/config", b"{\"port\": 1}"));
+    h.fails_code(s, create("/config/x", b"{}"), ErrorCode::Rejected);
+}
+
+#[test]
+fn prepare_sees_zxid_and_time_zero_and_its_result_is_kept_across_a_snapshot() {
+    // Proves a prepared configuration depends on the configuration alone:
+    // prepare sees zxid 0 and time 0 (not the bind entry's), and a machine
+    // restored from a snapshot, which prepares again, validates with the
+    // same prepared bytes.
+    let mut h = Harness::new();
+    let s = h.open(vec![]);
+    installed(&mut h, s, "picky", "testing/picky");
+    h.advance(5_000);
+    h.ok(s, bind_plugin("picky", "/p", ""));
+    let shown = |e: ApiError| match e {
+        ApiError::Rejected { reason, .. } => reason,
+        other => panic!("expected a rejection: {other:?}"),
+    };
+    let e = h.fails_code(s, create("/p", b"show"), ErrorCode::Rejected);
+    assert_eq!(shown(e), "zxid=0 time=0");
+    h.created(s, create("/p", b"anything else"));
+
+    let mut bytes = Vec::new();
+    snapshot::write(&h.sm, &mut bytes).expect("write");
+    let mut restored = snapshot::read(&bytes[..], Limits::default()).expect("read");
+    let applied = restored.apply(warren::Entry {
+        zxid: h.peek_zxid(),
+        time_ms: T0 + 60_000,
+        command: warren::Command::Request { session: s, op: set("/p", b"show", None) },
+    });
+    match applied.response {
+        warren::Response::Reply(Err(e)) => assert_eq!(shown(e), "zxid=0 time=0"),
+        other => panic!("expected a rejection: {other:?}"),
+    }
+}
+
+#[test]
 fn reinstalling_switches_at_its_entry_and_counts_versions() {
     // Proves a second install under the same name takes effect from its own
     // entry (the invocation before runs the old code, the one after the new),
@@ -373,11 +447,12 @@ fn the_registry_survives_a_snapshot_and_replicas_agree_on_the_digest() {
         command: warren::Command::Request { session: s, op },
     };
     let applied = restored.apply(entry(h.next_zxid, create("/config", b"[]")));
-    assert!(
-        matches!(applied.response, warren::Response::Reply(Err(ApiError::Rejected { .. }))),
-        "{:?}",
-        applied.response
-    );
+    match applied.response {
+        warren::Response::Reply(Err(ApiError::Rejected { reason, .. })) => {
+            assert_eq!(reason, "expected an object, got an array");
+        }
+        other => panic!("expected a rejection by the schema: {other:?}"),
+    }
 
     let mut replica = StateMachine::new(Limits::default());
     for entry in h.log.clone() {

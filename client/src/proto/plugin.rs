@@ -147,6 +147,8 @@ pub enum PluginRefusal {
     BadVersion { expected: u32, actual: u32 },
     #[error("{what} is {value}, outside 1..={max}; stay within the cluster's limits")]
     Limit { what: String, value: u64, max: u64 },
+    #[error("it refuses the configuration for {prefix}: {reason}; fix it and bind again")]
+    Config { prefix: String, reason: String },
 }
 
 fn with_article(world: PluginWorld) -> &'static str {

@@ -264,7 +264,7 @@ pub fn load(
         return Ok(compiled.clone());
     }
     let component = compile(sha, bytes, cache_dir)?;
-    let compiled = Arc::new(prepare(&component)?);
+    let compiled = Arc::new(link(&component)?);
     memo().lock().unwrap_or_else(|e| e.into_inner()).insert(*sha, compiled.clone());
     Ok(compiled)
 }
@@ -344,7 +344,7 @@ fn write_cache(file: &Path, component: &Component) -> std::io::Result<()> {
 
 /// Finds the component's world from its exports, checks its imports, and
 /// links it.
-fn prepare(component: &Component) -> Result<Compiled, String> {
+fn link(component: &Component) -> Result<Compiled, String> {
     let engine = engine();
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
@@ -411,14 +411,38 @@ pub fn check_limits(compiled: &Compiled, limits: CallLimits) -> Result<(), Plugi
     result.map_err(|e| failure(e, &store, limits))
 }
 
-/// Asks validator `compiled` about `change`: `Ok(Ok(()))` accepts,
-/// `Ok(Err(reason))` rejects, `Err` is a failure of the plugin itself.
+/// Asks validator `compiled` to prepare a binding's `config`:
+/// `Ok(Ok(prepared))` is what its `validate` calls get, `Ok(Err(reason))`
+/// refuses the configuration, `Err` is a failure of the plugin itself. The
+/// call sees zxid and time 0 (whatever `ctx` says), so that the result
+/// depends on the configuration alone and can be computed again after a
+/// restart.
+pub fn prepare(
+    compiled: &Compiled,
+    limits: CallLimits,
+    ctx: CallContext,
+    config: &[u8],
+) -> Result<Result<Vec<u8>, String>, PluginFailure> {
+    let Pre::Validator(pre) = &compiled.pre else {
+        return Err(PluginFailure::Trap { message: "it is not a validator".into() });
+    };
+    let ctx = CallContext { zxid: 0, time_ms: 0, ..ctx };
+    let _slot = Slots::acquire();
+    let mut store = new_store(limits, ctx, None);
+    let result =
+        pre.instantiate(&mut store).and_then(|instance| instance.call_prepare(&mut store, config));
+    result.map_err(|e| failure(e, &store, limits))
+}
+
+/// Asks validator `compiled` about `change`, with the binding's `prepared`
+/// configuration: `Ok(Ok(()))` accepts, `Ok(Err(reason))` rejects, `Err`
+/// is a failure of the plugin itself.
 pub fn validate(
     compiled: &Compiled,
     limits: CallLimits,
     ctx: CallContext,
     change: &Change,
-    config: &[u8],
+    prepared: &[u8],
 ) -> Result<Result<(), String>, PluginFailure> {
     let Pre::Validator(pre) = &compiled.pre else {
         return Err(PluginFailure::Trap { message: "it is not a validator".into() });
@@ -427,7 +451,7 @@ pub fn validate(
     let mut store = new_store(limits, ctx, None);
     let result = pre
         .instantiate(&mut store)
-        .and_then(|instance| instance.call_validate(&mut store, change, config));
+        .and_then(|instance| instance.call_validate(&mut store, change, prepared));
     result.map_err(|e| failure(e, &store, limits))
 }
 
@@ -510,7 +534,7 @@ mod tests {
         assert!(verified(&stored[..16]).is_none(), "a short file fails");
         std::fs::write(&file, &stored).expect("damage it");
         let component = compile(&sha, bytes, Some(&dir)).expect("compiles again");
-        assert_eq!(prepare(&component).expect("links").world(), PluginWorld::Operation);
+        assert_eq!(link(&component).expect("links").world(), PluginWorld::Operation);
         assert!(verified(&std::fs::read(&file).expect("rewritten")).is_some());
         let _ = std::fs::remove_dir_all(&dir);
     }

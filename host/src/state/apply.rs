@@ -3,7 +3,7 @@
 //! opening and closing; and the leader's clean-up entries, re-checked here
 //! because the state may have moved since the leader looked.
 
-use super::plugins::{Installed, Registry};
+use super::plugins::{Binding, Installed, Registry, prepare};
 use super::{Command, Entry, Response, StateMachine, Trigger};
 use crate::limits::Limits;
 use crate::path;
@@ -14,6 +14,7 @@ use crate::state::tree::{
     CONTAINER_OWNER, DataTree, Node, NodeKind, NodeStat, ROOT, RemovedNode, Slot,
 };
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use warren_client::{
@@ -367,7 +368,7 @@ impl Txn<'_> {
             return Ok(());
         }
         let mut change = None;
-        for (name, plugin, config) in self.plugins.validators_for(path) {
+        for (name, plugin, prefix, binding) in self.plugins.validators_for(path) {
             let change = change.get_or_insert_with(|| plugin::Change {
                 kind,
                 path: path.to_owned(),
@@ -376,7 +377,9 @@ impl Txn<'_> {
             });
             let failed = |why| ApiError::PluginFailed { plugin: name.to_owned(), why };
             let compiled = plugin.compiled(self.plugin_cache).map_err(failed)?;
-            match plugin::validate(compiled, plugin.limits, self.context(name), change, config) {
+            let prepared =
+                plugin.prepared(name, prefix, binding, self.plugin_cache).map_err(failed)?;
+            match plugin::validate(compiled, plugin.limits, self.context(name), change, prepared) {
                 Ok(Ok(())) => {}
                 Ok(Err(reason)) => {
                     return Err(ApiError::Rejected {
@@ -515,8 +518,18 @@ impl Txn<'_> {
                         },
                     ));
                 }
+                let config = Bytes::from(config);
+                let failed = |why| ApiError::PluginFailed { plugin: name.clone(), why };
+                let compiled = plugin.compiled(self.plugin_cache).map_err(failed)?;
+                let binding = match prepare(&name, compiled, plugin.limits, &config) {
+                    Ok(Ok(prepared)) => Binding::prepared(config, prepared),
+                    Ok(Err(reason)) => {
+                        return Err(refused(&name, PluginRefusal::Config { prefix, reason }));
+                    }
+                    Err(why) => return Err(failed(why)),
+                };
                 Arc::make_mut(self.plugins).rebind(&name, |bindings| {
-                    bindings.insert(prefix, Bytes::from(config));
+                    bindings.insert(prefix, binding);
                 });
                 Ok(OpResult::Plugin(self.plugins.get(&name).expect("bound").info(&name)))
             }
@@ -600,7 +613,21 @@ impl Txn<'_> {
                 "it cannot start within its limits: it {failure}"
             )));
         }
-        let bindings = current.map(|p| p.bindings.clone()).unwrap_or_default();
+        // The new code prepares the existing bindings' configurations again:
+        // one it refuses refuses the install.
+        let mut bindings = BTreeMap::new();
+        for (prefix, binding) in current.map(|p| &p.bindings).into_iter().flatten() {
+            let prepared = match prepare(name, &compiled, limits, &binding.config) {
+                Ok(Ok(prepared)) => prepared,
+                Ok(Err(reason)) => {
+                    return refuse(PluginRefusal::Config { prefix: prefix.clone(), reason });
+                }
+                Err(why) => {
+                    return Err(ApiError::PluginFailed { plugin: name.to_owned(), why });
+                }
+            };
+            bindings.insert(prefix.clone(), Binding::prepared(binding.config.clone(), prepared));
+        }
         let mut installed = Installed::new(
             version + 1,
             compiled.world(),

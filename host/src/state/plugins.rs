@@ -3,7 +3,7 @@
 //! is replicated state (changed only by entries, in snapshots and in the
 //! digest); the compiled code beside each entry is a node-local cache.
 
-use crate::plugin::{self, CallLimits, Compiled};
+use crate::plugin::{self, CallContext, CallLimits, Compiled};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,8 +32,8 @@ pub(crate) struct Installed {
     pub(crate) component: Bytes,
     pub(crate) limits: CallLimits,
     pub(crate) installed: Zxid,
-    /// Configuration by prefix.
-    pub(crate) bindings: BTreeMap<String, Bytes>,
+    /// Bindings by prefix.
+    pub(crate) bindings: BTreeMap<String, Binding>,
     /// This node's compiled copy, made on first use.
     compiled: OnceLock<Arc<Compiled>>,
 }
@@ -81,6 +81,36 @@ impl Installed {
         self
     }
 
+    /// `binding`'s prepared configuration: the copy made at bind or
+    /// install, or prepared now (after a restart or a snapshot install).
+    /// Preparing is deterministic (it sees the configuration and nothing
+    /// else), so it gives what it gave when the binding was made; if it
+    /// does not (another build), validating fails with the reason.
+    pub(crate) fn prepared<'a>(
+        &self,
+        name: &str,
+        prefix: &str,
+        binding: &'a Binding,
+        cache_dir: Option<&Path>,
+    ) -> Result<&'a [u8], PluginFailure> {
+        if let Some(prepared) = binding.prepared.get() {
+            return Ok(prepared);
+        }
+        let compiled = self.compiled(cache_dir)?;
+        let prepared = match prepare(name, compiled, self.limits, &binding.config)? {
+            Ok(prepared) => prepared,
+            Err(reason) => {
+                return Err(PluginFailure::BadOutput {
+                    why: format!(
+                        "it now refuses the configuration bound at {prefix}, which it accepted \
+                         when bound: {reason}"
+                    ),
+                });
+            }
+        };
+        Ok(binding.prepared.get_or_init(|| prepared))
+    }
+
     fn hash(&self, name: &str) -> u64 {
         let mut buf = Vec::with_capacity(128);
         push_str(&mut buf, name);
@@ -91,10 +121,10 @@ impl Installed {
         buf.extend_from_slice(&self.limits.memory_bytes.to_le_bytes());
         buf.extend_from_slice(&self.installed.0.to_le_bytes());
         buf.extend_from_slice(&(self.bindings.len() as u64).to_le_bytes());
-        for (prefix, config) in &self.bindings {
+        for (prefix, binding) in &self.bindings {
             push_str(&mut buf, prefix);
-            buf.extend_from_slice(&(config.len() as u64).to_le_bytes());
-            buf.extend_from_slice(config);
+            buf.extend_from_slice(&(binding.config.len() as u64).to_le_bytes());
+            buf.extend_from_slice(&binding.config);
         }
         xxh3_64_with_seed(&buf, PLUGIN_SEED)
     }
@@ -112,14 +142,66 @@ impl Installed {
             bindings: self
                 .bindings
                 .iter()
-                .map(|(prefix, config)| PluginBinding {
+                .map(|(prefix, binding)| PluginBinding {
                     prefix: prefix.clone(),
-                    config: config.to_vec(),
+                    config: binding.config.to_vec(),
                 })
                 .collect(),
         }
     }
 }
+
+/// A validator's binding to a prefix: its configuration (replicated) and
+/// what the validator's `prepare` made of it (a node-local cache, like the
+/// compiled code: it depends on the configuration and component alone).
+#[derive(Clone, Debug)]
+pub(crate) struct Binding {
+    pub(crate) config: Bytes,
+    prepared: OnceLock<Bytes>,
+}
+
+impl Binding {
+    /// A binding whose configuration is prepared on first use.
+    pub(crate) fn new(config: Bytes) -> Binding {
+        Binding { config, prepared: OnceLock::new() }
+    }
+
+    /// A binding with its configuration prepared already.
+    pub(crate) fn prepared(config: Bytes, prepared: Bytes) -> Binding {
+        Binding { config, prepared: OnceLock::from(prepared) }
+    }
+}
+
+/// Runs validator `name`'s `prepare` on `config`: `Ok(Ok(prepared))`,
+/// `Ok(Err(reason))` when the validator refuses the configuration, `Err`
+/// when it fails (a trap, a limit, or a result over the size of a node's
+/// data, which is the most a configuration may be).
+pub(crate) fn prepare(
+    name: &str,
+    compiled: &Compiled,
+    limits: CallLimits,
+    config: &[u8],
+) -> Result<Result<Bytes, String>, PluginFailure> {
+    let ctx = CallContext { plugin: name.into(), zxid: 0, time_ms: 0 };
+    let prepared = match plugin::prepare(compiled, limits, ctx, config)? {
+        Ok(prepared) => prepared,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if prepared.len() > PREPARED_BYTES_MAX {
+        return Err(PluginFailure::BadOutput {
+            why: format!(
+                "a prepared configuration of {} bytes, over the limit of {PREPARED_BYTES_MAX}",
+                prepared.len()
+            ),
+        });
+    }
+    Ok(Ok(Bytes::from(prepared)))
+}
+
+/// The largest prepared configuration: fixed (not a cluster limit), so
+/// that whether a configuration prepares never depends on a member's
+/// settings.
+pub(crate) const PREPARED_BYTES_MAX: usize = 4 << 20;
 
 /// The snapshot's code for a world.
 pub(crate) fn world_code(world: PluginWorld) -> u8 {
@@ -178,7 +260,11 @@ impl Registry {
     }
 
     /// Changes one plugin's bindings.
-    pub(crate) fn rebind(&mut self, name: &str, change: impl FnOnce(&mut BTreeMap<String, Bytes>)) {
+    pub(crate) fn rebind(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut BTreeMap<String, Binding>),
+    ) {
         if let Some(plugin) = self.plugins.get_mut(name) {
             change(&mut plugin.bindings);
         }
@@ -201,16 +287,16 @@ impl Registry {
     }
 
     /// The validators bound at or above `path`, as (plugin name, plugin,
-    /// configuration), shallowest prefix first, then by name.
+    /// prefix, binding), shallowest prefix first, then by name.
     pub(crate) fn validators_for<'a>(
         &'a self,
         path: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a Installed, &'a Bytes)> + 'a {
+    ) -> impl Iterator<Item = (&'a str, &'a Installed, &'a str, &'a Binding)> + 'a {
         self.bound.iter().filter(move |(prefix, _)| warren_client::path_is_under(path, prefix)).map(
             move |(prefix, name)| {
                 // The index lists only installed plugins' bindings.
                 let plugin = &self.plugins[name];
-                (name.as_str(), plugin, &plugin.bindings[prefix])
+                (name.as_str(), plugin, prefix.as_str(), &plugin.bindings[prefix])
             },
         )
     }

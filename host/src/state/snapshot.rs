@@ -27,7 +27,7 @@
 //! again when first used, not when restored.
 
 use super::StateMachine;
-use super::plugins::{Installed, Registry, world_code, world_of_code};
+use super::plugins::{Binding, Installed, Registry, world_code, world_of_code};
 use super::tree::{NodeKind, NodeStat, Nodes, ROOT, Slot};
 use crate::limits::Limits;
 use crate::path;
@@ -194,10 +194,10 @@ pub fn write_view(view: &SnapshotView, out: impl Write) -> Result<(), SnapshotEr
         w.u64(p.limits.memory_bytes)?;
         w.u64(p.installed.0)?;
         w.u32(p.bindings.len() as u32)?;
-        for (prefix, config) in &p.bindings {
+        for (prefix, binding) in &p.bindings {
             w.str(prefix)?;
-            w.u32(config.len() as u32)?;
-            w.bytes(config)?;
+            w.u32(binding.config.len() as u32)?;
+            w.bytes(&binding.config)?;
         }
     }
     w.finish()?;
@@ -344,7 +344,7 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
             path::validate(&prefix, limits.path_bytes_max)
                 .map_err(|_| malformed("invalid binding prefix", &prefix))?;
             let config = r.bytes(limits.data_bytes_max, "binding config length")?;
-            plugin.bindings.insert(prefix, config.into());
+            plugin.bindings.insert(prefix, Binding::new(config.into()));
         }
         if registry.get(&name).is_some() {
             return Err(malformed("duplicate plugin", name));

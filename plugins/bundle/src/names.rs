@@ -20,6 +20,9 @@ pub const EXAMPLES: &[&str] = &["json-schema", "counter", "queue"];
 ///   earlier call in its memory (a data-segment static, a zeroed static, a
 ///   grown page) and leaves traces of its own; each call must answer
 ///   `pages=<initial> data=7 zeroed=0 grown=0`.
+/// - `testing/picky`: a validator whose `prepare` refuses any configuration
+///   but an empty one and prepares `zxid=<zxid> time=<time-ms>` as it sees
+///   them; it rejects the data `show` with the prepared bytes as the reason.
 pub const TESTING: &[&str] = &[
     "testing/spin",
     "testing/bomb",
@@ -28,4 +31,5 @@ pub const TESTING: &[&str] = &[
     "testing/stamp-b",
     "testing/wasi",
     "testing/memory",
+    "testing/picky",
 ];

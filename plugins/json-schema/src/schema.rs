@@ -16,12 +16,25 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Number, Value};
 
-/// Checks `data` (the node's new data) against `config` (the binding's
-/// schema, as JSON). The error is the reason given to the client.
-pub fn check(config: &[u8], data: &[u8]) -> Result<(), String> {
-    let invalid = |e: String| format!("the binding's schema is invalid: {e}");
+/// Checks the binding's schema (`config`, as JSON) and encodes it for
+/// [`check`]: the binding's prepared configuration. The error is the reason
+/// the binding is refused.
+pub fn prepare(config: &[u8]) -> Result<Vec<u8>, String> {
+    let invalid = |e: String| format!("the schema is invalid: {e}");
     let schema = parse_json(config).map_err(invalid)?;
     let schema = Schema::parse(&schema).map_err(invalid)?;
+    let mut out = vec![ENCODING];
+    schema.encode(&mut out);
+    Ok(out)
+}
+
+/// Checks `data` (the node's new data) against a schema `prepare`d
+/// before. The error is the reason given to the client.
+pub fn check(prepared: &[u8], data: &[u8]) -> Result<(), String> {
+    let schema = Schema::decode(prepared).ok_or(
+        "the binding's prepared schema is not one this version of json-schema wrote; \
+         bind the schema again",
+    )?;
     let value = parse_json(data).map_err(|e| format!("data is not valid JSON: {e}"))?;
     schema.validate(&value)
 }
@@ -98,7 +111,7 @@ impl Schema {
     /// Checks a value; the error names the failing part as a JSON pointer
     /// into the value (nothing for the value itself).
     pub fn validate(&self, value: &Value) -> Result<(), String> {
-        validate(self, value, "")
+        validate(self, value, Place::Root)
     }
 }
 
@@ -202,13 +215,270 @@ fn parse_schema(schema: &Value, at: &str) -> Result<Schema, String> {
     Ok(Schema::Rules(Box::new(rules)))
 }
 
-fn validate(schema: &Schema, value: &Value, at: &str) -> Result<(), String> {
+// ---- The prepared form: a parsed schema as bytes, read back on every call
+// far more cheaply than the JSON it came from. Private to this plugin: it
+// starts with ENCODING, and a schema is its tag then, for rules, each
+// keyword present as (key, value), ending with END.
+
+/// The version of the encoding below.
+const ENCODING: u8 = 1;
+
+const ANY: u8 = 0;
+const NOTHING: u8 = 1;
+const RULES: u8 = 2;
+
+const END: u8 = 0;
+const TYPES: u8 = 1;
+const PROPERTIES: u8 = 2;
+const REQUIRED: u8 = 3;
+const ADDITIONAL: u8 = 4;
+const ITEMS: u8 = 5;
+const ENUM: u8 = 6;
+const CONST: u8 = 7;
+/// `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`: 8 to 11.
+const BOUNDS: u8 = 8;
+/// `minLength`, `maxLength`, `minItems`, `maxItems`: 12 to 15.
+const COUNTS: u8 = 12;
+
+const TYPE_NAMES: [Type; 7] = [
+    Type::Object,
+    Type::Array,
+    Type::String,
+    Type::Integer,
+    Type::Number,
+    Type::Boolean,
+    Type::Null,
+];
+
+impl Schema {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let rules = match self {
+            Schema::Any => return out.push(ANY),
+            Schema::Nothing => return out.push(NOTHING),
+            Schema::Rules(rules) => rules,
+        };
+        out.push(RULES);
+        if let Some(types) = &rules.types {
+            out.push(TYPES);
+            put_len(out, types.len());
+            for t in types {
+                out.push(TYPE_NAMES.iter().position(|n| n == t).unwrap_or_default() as u8);
+            }
+        }
+        if !rules.properties.is_empty() {
+            out.push(PROPERTIES);
+            put_len(out, rules.properties.len());
+            for (name, schema) in &rules.properties {
+                put_str(out, name);
+                schema.encode(out);
+            }
+        }
+        if !rules.required.is_empty() {
+            out.push(REQUIRED);
+            put_len(out, rules.required.len());
+            for name in &rules.required {
+                put_str(out, name);
+            }
+        }
+        for (key, schema) in [(ADDITIONAL, &rules.additional_properties), (ITEMS, &rules.items)] {
+            if let Some(schema) = schema {
+                out.push(key);
+                schema.encode(out);
+            }
+        }
+        if let Some(values) = &rules.enumeration {
+            out.push(ENUM);
+            put_str(out, &Value::Array(values.clone()).to_string());
+        }
+        if let Some(value) = &rules.constant {
+            out.push(CONST);
+            put_str(out, &value.to_string());
+        }
+        let bounds =
+            [&rules.minimum, &rules.maximum, &rules.exclusive_minimum, &rules.exclusive_maximum];
+        for (key, bound) in (BOUNDS..).zip(bounds) {
+            if let Some(n) = bound {
+                out.push(key);
+                put_number(out, n);
+            }
+        }
+        let counts = [rules.min_length, rules.max_length, rules.min_items, rules.max_items];
+        for (key, count) in (COUNTS..).zip(counts) {
+            if let Some(n) = count {
+                out.push(key);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        out.push(END);
+    }
+
+    /// Reads what `prepare` wrote; `None` if it is not that.
+    fn decode(prepared: &[u8]) -> Option<Schema> {
+        let (&encoding, rest) = prepared.split_first()?;
+        if encoding != ENCODING {
+            return None;
+        }
+        let mut input = Input(rest);
+        let schema = input.schema()?;
+        input.0.is_empty().then_some(schema)
+    }
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_number(out: &mut Vec<u8>, n: &Number) {
+    if let Some(u) = n.as_u64() {
+        out.push(0);
+        out.extend_from_slice(&u.to_le_bytes());
+    } else if let Some(i) = n.as_i64() {
+        out.push(1);
+        out.extend_from_slice(&i.to_le_bytes());
+    } else {
+        out.push(2);
+        out.extend_from_slice(&n.as_f64().unwrap_or_default().to_le_bytes());
+    }
+}
+
+/// The prepared bytes not read yet.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn word(&mut self) -> Option<[u8; 8]> {
+        self.take(8)?.try_into().ok()
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let len = self.len()?;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+
+    fn json(&mut self) -> Option<Value> {
+        let len = self.len()?;
+        serde_json::from_slice(self.take(len)?).ok()
+    }
+
+    fn number(&mut self) -> Option<Number> {
+        let tag = self.byte()?;
+        let word = self.word()?;
+        match tag {
+            0 => Some(u64::from_le_bytes(word).into()),
+            1 => Some(i64::from_le_bytes(word).into()),
+            2 => Number::from_f64(f64::from_le_bytes(word)),
+            _ => None,
+        }
+    }
+
+    fn schema(&mut self) -> Option<Schema> {
+        match self.byte()? {
+            ANY => return Some(Schema::Any),
+            NOTHING => return Some(Schema::Nothing),
+            RULES => {}
+            _ => return None,
+        }
+        let mut rules = Rules::default();
+        loop {
+            match self.byte()? {
+                END => return Some(Schema::Rules(Box::new(rules))),
+                TYPES => {
+                    let count = self.len()?;
+                    let mut types = Vec::with_capacity(count.min(TYPE_NAMES.len()));
+                    for _ in 0..count {
+                        types.push(*TYPE_NAMES.get(usize::from(self.byte()?))?);
+                    }
+                    rules.types = Some(types);
+                }
+                PROPERTIES => {
+                    for _ in 0..self.len()? {
+                        let name = self.string()?;
+                        rules.properties.insert(name, self.schema()?);
+                    }
+                }
+                REQUIRED => {
+                    for _ in 0..self.len()? {
+                        rules.required.push(self.string()?);
+                    }
+                }
+                ADDITIONAL => rules.additional_properties = Some(self.schema()?),
+                ITEMS => rules.items = Some(self.schema()?),
+                ENUM => match self.json()? {
+                    Value::Array(values) => rules.enumeration = Some(values),
+                    _ => return None,
+                },
+                CONST => rules.constant = Some(self.json()?),
+                key @ BOUNDS..COUNTS => {
+                    let n = Some(self.number()?);
+                    match key - BOUNDS {
+                        0 => rules.minimum = n,
+                        1 => rules.maximum = n,
+                        2 => rules.exclusive_minimum = n,
+                        _ => rules.exclusive_maximum = n,
+                    }
+                }
+                key @ COUNTS..=15 => {
+                    let n = Some(u64::from_le_bytes(self.word()?));
+                    match key - COUNTS {
+                        0 => rules.min_length = n,
+                        1 => rules.max_length = n,
+                        2 => rules.min_items = n,
+                        _ => rules.max_items = n,
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Where in the data a value is, written out as a JSON pointer only when a
+/// rejection names it: a document's every field and item has one.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Root,
+    Field(&'a Place<'a>, &'a str),
+    Item(&'a Place<'a>, usize),
+}
+
+impl Place<'_> {
+    fn pointer(&self) -> String {
+        match self {
+            Place::Root => String::new(),
+            Place::Field(parent, name) => format!("{}/{}", parent.pointer(), escape(name)),
+            Place::Item(parent, index) => format!("{}/{index}", parent.pointer()),
+        }
+    }
+}
+
+fn validate(schema: &Schema, value: &Value, at: Place) -> Result<(), String> {
     let rules = match schema {
         Schema::Any => return Ok(()),
-        Schema::Nothing => return Err(located(at, "no value is allowed here".into())),
+        Schema::Nothing => return Err(located(&at.pointer(), "no value is allowed here".into())),
         Schema::Rules(rules) => rules,
     };
-    let fail = |message: String| Err(located(at, message));
+    let fail = |message: String| Err(located(&at.pointer(), message));
 
     if let Some(types) = &rules.types
         && !types.iter().any(|t| has_type(value, *t))
@@ -273,7 +543,7 @@ fn validate(schema: &Schema, value: &Value, at: &str) -> Result<(), String> {
             }
             if let Some(schema) = &rules.items {
                 for (i, item) in items.iter().enumerate() {
-                    validate(schema, item, &format!("{at}/{i}"))?;
+                    validate(schema, item, Place::Item(&at, i))?;
                 }
             }
         }
@@ -283,21 +553,21 @@ fn validate(schema: &Schema, value: &Value, at: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_object(rules: &Rules, fields: &Map<String, Value>, at: &str) -> Result<(), String> {
+fn validate_object(rules: &Rules, fields: &Map<String, Value>, at: Place) -> Result<(), String> {
     for name in &rules.required {
         if !fields.contains_key(name) {
-            return Err(located(at, format!("missing required field {name:?}")));
+            return Err(located(&at.pointer(), format!("missing required field {name:?}")));
         }
     }
     // Fields in name order: the first failure is the same on every replica.
     for (name, value) in fields {
-        let here = format!("{at}/{}", escape(name));
+        let here = Place::Field(&at, name);
         match (rules.properties.get(name), &rules.additional_properties) {
-            (Some(schema), _) => validate(schema, value, &here)?,
+            (Some(schema), _) => validate(schema, value, here)?,
             (None, Some(Schema::Nothing)) => {
-                return Err(located(at, format!("unexpected field {name:?}")));
+                return Err(located(&at.pointer(), format!("unexpected field {name:?}")));
             }
-            (None, Some(schema)) => validate(schema, value, &here)?,
+            (None, Some(schema)) => validate(schema, value, here)?,
             (None, None) => {}
         }
     }
@@ -399,7 +669,18 @@ fn located(at: &str, message: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{Schema, prepare};
+
+    /// Prepares `schema` and checks `data` against it, as a binding does;
+    /// also proves the prepared form reads back to what was encoded.
+    fn check(schema: &[u8], data: &[u8]) -> Result<(), String> {
+        let prepared = prepare(schema)?;
+        let decoded = Schema::decode(&prepared).expect("the prepared form reads back");
+        let mut again = vec![super::ENCODING];
+        decoded.encode(&mut again);
+        assert_eq!(again, prepared, "decoding then encoding gives the same bytes");
+        super::check(&prepared, data)
+    }
 
     const SERVICE: &str = r#"{
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -566,41 +847,54 @@ mod tests {
     #[test]
     fn bad_schemas() {
         let bad = |schema: &str| err(check(schema.as_bytes(), b"1"));
-        assert_eq!(bad(""), "the binding's schema is invalid: it is empty");
-        assert!(bad("{").starts_with("the binding's schema is invalid: EOF"));
-        assert_eq!(
-            bad("3"),
-            "the binding's schema is invalid: a schema must be an object or a boolean"
-        );
+        assert_eq!(bad(""), "the schema is invalid: it is empty");
+        assert!(bad("{").starts_with("the schema is invalid: EOF"));
+        assert_eq!(bad("3"), "the schema is invalid: a schema must be an object or a boolean");
         assert_eq!(
             bad(r#"{"type": "int"}"#),
-            r#"the binding's schema is invalid: /type: unknown type "int""#
+            r#"the schema is invalid: /type: unknown type "int""#
         );
         assert_eq!(
             bad(r#"{"type": []}"#),
-            "the binding's schema is invalid: /type: must be a type name or a non-empty array of them"
+            "the schema is invalid: /type: must be a type name or a non-empty array of them"
         );
         assert_eq!(
             bad(r#"{"properties": {"a": {"pattern": "x"}}}"#),
-            r#"the binding's schema is invalid: /properties/a: unsupported keyword "pattern""#
+            r#"the schema is invalid: /properties/a: unsupported keyword "pattern""#
         );
         assert_eq!(
             bad(r#"{"minLength": -1}"#),
-            "the binding's schema is invalid: /minLength: must be a non-negative integer"
+            "the schema is invalid: /minLength: must be a non-negative integer"
         );
         assert_eq!(
             bad(r#"{"items": [{}]}"#),
-            "the binding's schema is invalid: /items: must be a schema (the array form of items is not supported)"
+            "the schema is invalid: /items: must be a schema (the array form of items is not supported)"
         );
         assert_eq!(
             bad(r#"{"required": "a"}"#),
-            "the binding's schema is invalid: /required: must be an array of field names"
+            "the schema is invalid: /required: must be an array of field names"
         );
         assert_eq!(
             bad(r#"{"exclusiveMinimum": true}"#),
-            "the binding's schema is invalid: /exclusiveMinimum: must be a number"
+            "the schema is invalid: /exclusiveMinimum: must be a number"
         );
         // Invalid even where the data does not reach.
         assert!(check(br#"{"properties": {"a": {"type": "x"}}}"#, b"1").is_err());
+    }
+
+    #[test]
+    fn damaged_prepared_forms_are_refused_not_misread() {
+        // Proves `check` reads only what `prepare` wrote: another encoding
+        // version, a cut, or trailing bytes give the re-bind message.
+        let prepared = prepare(br#"{"type": "object", "required": ["a"]}"#).unwrap();
+        super::check(&prepared, br#"{"a": 1}"#).unwrap();
+        let mut other = prepared.clone();
+        other[0] = super::ENCODING + 1;
+        let mut longer = prepared.clone();
+        longer.push(0);
+        for bad in [other, prepared[..prepared.len() - 1].to_vec(), longer, vec![]] {
+            let e = super::check(&bad, b"{}").expect_err("refused");
+            assert!(e.contains("bind the schema again"), "{e}");
+        }
     }
 }

@@ -3,6 +3,10 @@
 //! one: a static with an initial value (in the data segment), a zeroed
 //! static, and a page of memory it grows. Each call must start from the
 //! component's initial memory, so every call answers the same.
+//!
+//! It reads WebAssembly's memory size, so it exists only for wasm32 (the
+//! plugins workspace's native `cargo test` builds it empty).
+#![cfg(target_arch = "wasm32")]
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use warren_sdk::{Operation, Outcome};

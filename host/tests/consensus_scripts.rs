@@ -46,8 +46,10 @@
 //!   until the cluster is quiet (or for at most N rounds)
 //! - `process-ready I... [defer=B]`: process one Ready of each, printing
 //!   all of it; with `defer=true`, a Ready that `may_defer_sync` is written
-//!   aside (lost in a crash) and advanced with `advance_deferred`
-//! - `sync I`: the deferred sync of I completes (`Raft::synced`)
+//!   aside (lost in a crash) with its `persisted_messages` held back, and
+//!   advanced with `advance_deferred`
+//! - `sync I`: the deferred sync of I completes (`Raft::synced`) and the
+//!   messages held back leave
 //! - `deliver-msgs [I] [from=I] [to=J] [type=T] [count=N]` (a bare I is
 //!   the recipient; `count`: only the N oldest that match), `drop-msgs`
 //!   (same filters), `msgs` (list the network)
@@ -251,7 +253,8 @@ struct Node {
     applied: Vec<LogEntry>,
     /// A leader's deferred writes (`process-ready defer`), not yet synced:
     /// lost in a crash.
-    unsynced: Vec<(Option<HardState>, Vec<LogEntry>)>,
+    /// Deferred writes, each with the messages that wait for its sync.
+    unsynced: Vec<(Option<HardState>, Vec<LogEntry>, Vec<Message>)>,
 }
 
 /// What the trace reports when it changes.
@@ -489,8 +492,10 @@ impl Cluster {
             for m in &ready.messages {
                 self.line(2, format!("send {}", fmt_msg(m)));
             }
+            let after =
+                if defer { "send after the deferred sync" } else { "send after persisting" };
             for m in &ready.persisted_messages {
-                self.line(2, format!("send after persisting {}", fmt_msg(m)));
+                self.line(2, format!("{after} {}", fmt_msg(m)));
             }
             if !ready.committed.is_empty() {
                 self.line(2, format!("apply {}", fmt_entries(&ready.committed, false)));
@@ -507,17 +512,20 @@ impl Cluster {
             node.disk.entries.clear();
         }
         if defer {
-            node.unsynced.push((ready.hard_state, ready.entries));
+            node.unsynced.push((ready.hard_state, ready.entries, ready.persisted_messages));
         } else {
+            let mut held = Vec::new();
             if ready.must_sync {
                 // A sync makes the deferred writes durable too.
-                for (hs, entries) in std::mem::take(&mut node.unsynced) {
+                for (hs, entries, messages) in std::mem::take(&mut node.unsynced) {
                     node.disk.write(hs, entries);
+                    held.extend(messages);
                 }
             }
             node.disk.write(ready.hard_state, ready.entries);
+            self.network.extend(held);
+            self.network.extend(ready.persisted_messages);
         }
-        self.network.extend(ready.persisted_messages);
         // Apply.
         if let Some(snapshot) = ready.snapshot {
             let meta = &snapshot.meta;
@@ -578,10 +586,13 @@ impl Cluster {
     fn sync(&mut self, id: u64) {
         let node = self.node(id);
         let mut last = None;
-        for (hs, entries) in std::mem::take(&mut node.unsynced) {
+        let mut held = Vec::new();
+        for (hs, entries, messages) in std::mem::take(&mut node.unsynced) {
             last = entries.last().map(|e| (e.index, e.term)).or(last);
             node.disk.write(hs, entries);
+            held.extend(messages);
         }
+        self.network.extend(held);
         match last {
             Some((index, term)) => {
                 self.line(0, format!("n{id}: synced up to {index}@{term}"));

@@ -102,6 +102,10 @@ fn fixed_seeds_keep_every_guarantee() {
     // ... and commits made by followers while the leader's own sync ran.
     let ahead: u64 = reports.iter().map(|r| r.commits_ahead_of_leader_disk).sum();
     assert!(ahead > 0, "no leader committed before its own deferred sync finished");
+    // ... and followers' acknowledgements held back behind their deferred
+    // syncs while they went on.
+    let held: u64 = reports.iter().map(|r| r.messages_held).sum();
+    assert!(held > 0, "no follower held an acknowledgement behind a deferred sync");
 }
 
 /// The first run, in seed order over `1..=seeds` with 3 then 5 replicas,

@@ -11,14 +11,19 @@
 //!   `persisted_messages`; apply the snapshot and
 //!   `committed` entries; serve `read_states` once applied far enough; and
 //!   call [`Raft::advance`] before feeding any more input.
-//! - a leader's Ready whose only durable content is its own new entries
+//! - a Ready whose durable content is only entries (and a commit index)
 //!   says `may_defer_sync`: the driver may then write them, go on without
 //!   waiting for its disk, call [`Raft::advance_deferred`], and report the
-//!   sync later with [`Raft::synced`]. The leader counts itself toward a
-//!   quorum only from then; followers' acknowledgements may commit the
-//!   entries first (Raft §10.2.1: the leader's own write runs beside
-//!   replication). Any later Ready with `must_sync` is synced over
-//!   everything written so far, deferred writes included.
+//!   sync later with [`Raft::synced`]. Its `persisted_messages` (a
+//!   follower's acknowledgements) must then wait until a sync covering
+//!   everything written so far has ended. A leader counts itself toward a
+//!   quorum only once its sync is reported; followers' acknowledgements
+//!   may commit the entries first (Raft §10.2.1: the leader's own write
+//!   runs beside replication). A follower goes on receiving, forwarding
+//!   and applying while its disk syncs, as etcd's asynchronous storage
+//!   writes allow. Any later Ready with `must_sync` and not
+//!   `may_defer_sync` is synced over everything written so far, deferred
+//!   writes included.
 //!
 //! It reads no clock (time is `tick`'s and `propose`'s argument), no
 //! randomness (election timeouts come from `Config::seed`), no disk and no
@@ -126,8 +131,9 @@ pub struct Ready {
     /// sync, as etcd's `MustSync` allows. Set too when `persisted_messages`
     /// acknowledge entries whose deferred sync has not been reported.
     pub must_sync: bool,
-    /// The leader may let its own sync of `entries` run beside what follows
-    /// (see the module docs): nothing else here needs the sync.
+    /// The sync may run beside what follows (see the module docs): nothing
+    /// here but `entries` and `persisted_messages` needs it, and those
+    /// messages then wait for it.
     pub may_defer_sync: bool,
     /// Entries to persist: they replace every stored entry from the first
     /// one's index on.
@@ -528,11 +534,10 @@ impl Raft {
             !self.persisted_messages.is_empty() && self.log.persisted() < self.log.written();
         let must_sync =
             promise_changed || !entries.is_empty() || snapshot.is_some() || acks_unsynced;
-        let may_defer_sync = self.role == Role::Leader
-            && !entries.is_empty()
-            && !promise_changed
-            && snapshot.is_none()
-            && self.persisted_messages.is_empty();
+        // A new term or vote, or a snapshot, is synced before anything
+        // else happens; entries and the acknowledgements of them need not
+        // hold everything else up.
+        let may_defer_sync = must_sync && !promise_changed && snapshot.is_none();
         let ready = Ready {
             messages: std::mem::take(&mut self.messages),
             must_sync,

@@ -159,8 +159,9 @@ struct Forward {
     deadline: Instant,
 }
 
-/// The leader's own syncs that run beside replication
-/// (`Ready::may_defer_sync`).
+/// Syncs that run beside the rest of the core's work
+/// (`Ready::may_defer_sync`): the leader's own, which replication does not
+/// wait for, and a follower's, whose acknowledgements wait for them.
 #[derive(Default)]
 struct Deferred {
     /// A sync on a blocking thread, covering what was written up to the
@@ -168,7 +169,7 @@ struct Deferred {
     running: Option<RunningSync>,
     /// Writes that came while `running` held fjall's journal (a write would
     /// wait for the sync): made when it ends, then synced in turn.
-    pending: Option<(Option<HardState>, Vec<LogEntry>)>,
+    pending: Option<Pending>,
     /// A snapshot saved while a sync ran: the log is compacted below it
     /// once the pending writes are made.
     compact: Option<Snapshot>,
@@ -180,6 +181,18 @@ struct RunningSync {
     handle: tokio::task::JoinHandle<Result<(), storage::StorageError>>,
     index: LogIndex,
     term: Term,
+    /// Messages that promise what this sync makes durable: sent when it
+    /// ends.
+    messages: Vec<Message>,
+}
+
+/// Writes waiting for the running sync, and the messages that wait for
+/// them to be synced in turn.
+#[derive(Default)]
+struct Pending {
+    hard_state: Option<HardState>,
+    entries: Vec<LogEntry>,
+    messages: Vec<Message>,
 }
 
 /// The node's core. See the module docs.
@@ -304,7 +317,7 @@ impl Core {
                 Some(mut running) => tokio::select! {
                     biased;
                     result = &mut running.handle => {
-                        self.sync_ended(&running, result)?;
+                        self.sync_ended(running, result)?;
                         None
                     }
                     input = self.inputs.recv() => {
@@ -364,14 +377,26 @@ impl Core {
         for m in ready.messages.drain(..) {
             self.send_peer(m.to.0, PeerFrame::Raft(m));
         }
-        let deferred = ready.must_sync && ready.may_defer_sync;
+        // A sync runs beside the rest when something can go on meanwhile:
+        // a leader's replication, or work already queued here. A follower
+        // with nothing queued (one client writing) syncs here instead,
+        // saving a wake-up of this thread on the write's path; so does a
+        // Ready with nothing to write and no sync running.
+        let deferred = ready.must_sync
+            && ready.may_defer_sync
+            && (self.deferred.running.is_some()
+                || (!ready.entries.is_empty()
+                    && (self.raft.role() == Role::Leader || !self.inputs.is_empty())));
+        let mut after_sync = Vec::new();
         if deferred {
-            // The leader's own entries: written now (or after the running
-            // sync), synced on a blocking thread while this one goes on;
-            // followers' acknowledgements may commit them first.
+            // Entries written now (or after the running sync) and synced on
+            // a blocking thread while this one goes on: a leader's
+            // followers may commit them first, and a follower's
+            // acknowledgements wait for the sync.
             self.write_deferred(ready.hard_state.as_ref(), &ready.entries)?;
+            self.hold(std::mem::take(&mut ready.persisted_messages));
         } else if ready.must_sync {
-            self.settle_disk().await?;
+            after_sync = self.settle_disk().await?;
             if let Some(snapshot) = &ready.snapshot {
                 self.storage.install_snapshot(snapshot)?;
             }
@@ -391,7 +416,7 @@ impl Core {
                 self.storage.write_hard_state(hard_state)?;
             }
         }
-        for m in ready.persisted_messages.drain(..) {
+        for m in after_sync.into_iter().chain(ready.persisted_messages.drain(..)) {
             self.send_peer(m.to.0, PeerFrame::Raft(m));
         }
         if let Some(snapshot) = ready.snapshot.take() {
@@ -420,7 +445,7 @@ impl Core {
         Ok(())
     }
 
-    // ---- The leader's deferred syncs.
+    // ---- Deferred syncs.
 
     fn write_deferred(
         &mut self,
@@ -431,25 +456,51 @@ impl Core {
             self.pend(hard_state, entries);
         } else {
             self.storage.write(hard_state, entries)?;
-            self.start_sync(entries);
+            self.start_sync(entries, Vec::new());
         }
         Ok(())
     }
 
     fn pend(&mut self, hard_state: Option<&HardState>, entries: &[LogEntry]) {
-        let pending = self.deferred.pending.get_or_insert_with(|| (None, Vec::new()));
+        let pending = self.deferred.pending.get_or_insert_with(Pending::default);
         if let Some(hard_state) = hard_state {
-            pending.0 = Some(hard_state.clone());
+            pending.hard_state = Some(hard_state.clone());
         }
-        pending.1.extend_from_slice(entries);
+        pending.entries.extend_from_slice(entries);
     }
 
-    /// Starts syncing what was written, up to the last of `entries`.
-    fn start_sync(&mut self, entries: &[LogEntry]) {
-        let Some(last) = entries.last() else { return };
+    /// Holds `messages` until everything written or pended so far is
+    /// synced: they were made from that state. Sent now if it all is.
+    fn hold(&mut self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        if let Some(pending) = &mut self.deferred.pending {
+            pending.messages.extend(messages);
+        } else if let Some(running) = &mut self.deferred.running {
+            // Nothing was pended since it started: it covers them.
+            running.messages.extend(messages);
+        } else {
+            for m in messages {
+                self.send_peer(m.to.0, PeerFrame::Raft(m));
+            }
+        }
+    }
+
+    /// Starts syncing what was written, up to the last of `entries`, with
+    /// the messages that wait for it; sends them now if there is nothing
+    /// to sync.
+    fn start_sync(&mut self, entries: &[LogEntry], messages: Vec<Message>) {
+        let Some(last) = entries.last() else {
+            for m in messages {
+                self.send_peer(m.to.0, PeerFrame::Raft(m));
+            }
+            return;
+        };
         let syncer = self.storage.syncer();
         let handle = tokio::task::spawn_blocking(move || syncer.sync());
-        self.deferred.running = Some(RunningSync { handle, index: last.index, term: last.term });
+        self.deferred.running =
+            Some(RunningSync { handle, index: last.index, term: last.term, messages });
     }
 
     /// The running sync ended (run between Readys): reports it, makes the
@@ -457,49 +508,55 @@ impl Core {
     /// and starts syncing those writes.
     fn sync_ended(
         &mut self,
-        running: &RunningSync,
+        running: RunningSync,
         result: Result<Result<(), storage::StorageError>, tokio::task::JoinError>,
     ) -> Result<(), CoreError> {
         self.storage.synced(self.sync_result(result))?;
         self.raft.synced(running.index, running.term);
-        let entries = self.write_pending()?;
+        for m in running.messages {
+            self.send_peer(m.to.0, PeerFrame::Raft(m));
+        }
+        let pending = self.write_pending()?;
         if let Some(snapshot) = self.deferred.compact.take() {
             self.compact(snapshot)?;
         }
-        // Between two syncs is when a busy leader's disk is free.
+        // Between two syncs is when a busy disk is free.
         self.storage.compact_step(COMPACT_STEP)?;
-        self.start_sync(&entries);
+        self.start_sync(&pending.entries, pending.messages);
         Ok(())
     }
 
     /// Before a Ready that must be synced: waits for the running sync and
-    /// makes the writes that waited (the Ready's own sync covers them). A
-    /// snapshot waiting to compact is left to the end of the Ready.
-    async fn settle_disk(&mut self) -> Result<(), CoreError> {
-        if let Some(mut running) = self.deferred.running.take() {
-            let result = (&mut running.handle).await;
-            self.storage.synced(self.sync_result(result))?;
-            // Reported after this Ready (consensus takes no input inside
-            // one); its own sync makes everything written durable anyway.
-            self.deferred.synced = Some((running.index, running.term));
-            self.write_pending()?;
+    /// makes the writes that waited (the Ready's own sync covers them).
+    /// Returns the messages that wait for that sync. A snapshot waiting to
+    /// compact is left to the end of the Ready.
+    async fn settle_disk(&mut self) -> Result<Vec<Message>, CoreError> {
+        let Some(mut running) = self.deferred.running.take() else { return Ok(Vec::new()) };
+        let result = (&mut running.handle).await;
+        self.storage.synced(self.sync_result(result))?;
+        // Reported after this Ready (consensus takes no input inside one);
+        // its own sync makes everything written durable anyway.
+        self.deferred.synced = Some((running.index, running.term));
+        for m in running.messages {
+            self.send_peer(m.to.0, PeerFrame::Raft(m));
         }
-        Ok(())
+        Ok(self.write_pending()?.messages)
     }
 
-    /// Makes the writes that waited for a sync; returns their entries.
-    fn write_pending(&mut self) -> Result<Vec<LogEntry>, CoreError> {
-        let Some((hard_state, entries)) = self.deferred.pending.take() else {
-            return Ok(Vec::new());
+    /// Makes the writes that waited for a sync; returns them, with the
+    /// messages that wait for their sync.
+    fn write_pending(&mut self) -> Result<Pending, CoreError> {
+        let Some(pending) = self.deferred.pending.take() else {
+            return Ok(Pending::default());
         };
-        if entries.is_empty() {
-            if let Some(hard_state) = &hard_state {
+        if pending.entries.is_empty() {
+            if let Some(hard_state) = &pending.hard_state {
                 self.storage.write_hard_state(hard_state)?;
             }
         } else {
-            self.storage.write(hard_state.as_ref(), &entries)?;
+            self.storage.write(pending.hard_state.as_ref(), &pending.entries)?;
         }
-        Ok(entries)
+        Ok(pending)
     }
 
     fn sync_result(

@@ -86,6 +86,9 @@ pub struct SimReport {
     /// followers' acknowledgements made the quorum while its deferred sync
     /// ran.
     pub commits_ahead_of_leader_disk: u64,
+    /// Acknowledgements held back until a deferred sync covered them (a
+    /// follower going on while its disk syncs).
+    pub messages_held: u64,
     pub max_term: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
@@ -748,6 +751,7 @@ impl Sim {
         self.report.snapshots_installed = self.nodes.iter().map(|x| x.snapshots_installed).sum();
         self.report.commits_ahead_of_leader_disk =
             self.nodes.iter().map(|x| x.commits_ahead_of_disk).sum();
+        self.report.messages_held = self.nodes.iter().map(|x| x.messages_held).sum();
         if !self.stopped && !self.converged() {
             let states: Vec<String> = self
                 .nodes

@@ -109,9 +109,9 @@ pub(crate) struct SimNode {
     pub disk: Disk,
     /// A Ready being synced; inputs wait in `inbox` meanwhile.
     syncing: Option<Ready>,
-    /// A leader's deferred writes (`Ready::may_defer_sync`), oldest first:
-    /// written, not yet durable.
-    unsynced: VecDeque<(Option<HardState>, Vec<LogEntry>)>,
+    /// Deferred writes (`Ready::may_defer_sync`), oldest first: written,
+    /// not yet durable, each with the messages that wait for it.
+    unsynced: VecDeque<Unsynced>,
     /// The deferred sync running: its number, how many of `unsynced` it
     /// covers, and the last entry among them.
     deferred: Option<(u64, usize, LogIndex, Term)>,
@@ -137,6 +137,17 @@ pub(crate) struct SimNode {
     pub commits_ahead_of_disk: u64,
     /// Planted bug: a leader counts its deferred entries as durable.
     pub leader_counts_unsynced: bool,
+    /// Acknowledgements and votes held back until a deferred sync covered
+    /// what they promise.
+    pub messages_held: u64,
+}
+
+/// A deferred write and the messages made after it, which leave once it
+/// and everything before it are durable.
+struct Unsynced {
+    hard_state: Option<HardState>,
+    entries: Vec<LogEntry>,
+    messages: Vec<Message>,
 }
 
 impl SimNode {
@@ -163,6 +174,7 @@ impl SimNode {
             snapshots_installed: 0,
             commits_ahead_of_disk: 0,
             leader_counts_unsynced: false,
+            messages_held: 0,
         };
         node.restart();
         node
@@ -203,10 +215,13 @@ impl SimNode {
             }
             None => StateMachine::new(Limits::default()),
         };
+        // As the store's recovery: entries the snapshot covers are ignored
+        // (a deferred write may land below a snapshot taken meanwhile).
+        let covered = self.disk.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
         let restored = Restored {
             hard_state: self.disk.hard_state.clone(),
             snapshot: self.disk.snapshot.clone(),
-            entries: self.disk.entries.clone(),
+            entries: self.disk.entries.iter().filter(|e| e.index > covered).cloned().collect(),
         };
         self.raft = Some(Raft::new(config, restored));
     }
@@ -228,12 +243,12 @@ impl SimNode {
     /// writes durable too, as the node driver's does.
     pub(crate) fn disk_done(&mut self, now: u64, out: &mut Vec<Effect>) {
         let Some(ready) = self.syncing.take() else { return };
-        self.make_durable(self.unsynced.len());
+        self.make_durable(self.unsynced.len(), out);
         if let Some((_, _, index, term)) = self.deferred.take() {
             self.synced = Some((index, term));
         }
         self.write_disk(&ready);
-        self.finish(ready, out);
+        self.finish(ready, false, out);
         self.after_input(now, out);
     }
 
@@ -245,7 +260,11 @@ impl SimNode {
             return;
         }
         self.deferred = None;
-        self.make_durable(count);
+        self.make_durable(count, out);
+        // Writes after those with no entries (a commit index) need no sync:
+        // the messages made after them wait for nothing more.
+        let settled = self.unsynced.iter().take_while(|w| w.entries.is_empty()).count();
+        self.make_durable(settled, out);
         if self.syncing.is_some() {
             self.synced = Some((index, term));
         } else {
@@ -256,10 +275,11 @@ impl SimNode {
         self.after_input(now, out);
     }
 
-    fn make_durable(&mut self, count: usize) {
+    fn make_durable(&mut self, count: usize, out: &mut Vec<Effect>) {
         for _ in 0..count {
-            let Some((hard_state, entries)) = self.unsynced.pop_front() else { return };
-            self.disk.write(hard_state.as_ref(), &entries);
+            let Some(write) = self.unsynced.pop_front() else { return };
+            self.disk.write(write.hard_state.as_ref(), &write.entries);
+            out.extend(write.messages.into_iter().map(Effect::Send));
         }
     }
 
@@ -268,7 +288,7 @@ impl SimNode {
         if self.deferred.is_some() {
             return;
         }
-        let last = self.unsynced.iter().rev().find_map(|(_, entries)| entries.last());
+        let last = self.unsynced.iter().rev().find_map(|w| w.entries.last());
         if let Some(last) = last {
             self.deferred_syncs += 1;
             let sync = self.deferred_syncs;
@@ -354,17 +374,29 @@ impl SimNode {
         // A Ready that need not be synced (only the commit index moved)
         // writes nothing durable here: the most a crash could take from
         // the real store.
-        if ready.must_sync && ready.may_defer_sync {
-            // The leader's own entries: written now, synced beside what
-            // follows; they count toward its quorum once `synced`.
-            self.unsynced.push_back((ready.hard_state.clone(), ready.entries.clone()));
+        // As the node driver: with nothing to write and no sync running,
+        // a Ready is synced in line.
+        let deferred = ready.must_sync
+            && ready.may_defer_sync
+            && (!ready.entries.is_empty() || self.deferred.is_some());
+        if deferred {
+            // Entries written now and synced beside what follows: a
+            // leader's count toward its quorum once `synced`; the
+            // acknowledgements made from them wait for the sync.
+            let messages = std::mem::take(&mut ready.persisted_messages);
+            self.messages_held += messages.len() as u64;
+            self.unsynced.push_back(Unsynced {
+                hard_state: ready.hard_state.clone(),
+                entries: ready.entries.clone(),
+                messages,
+            });
             self.start_deferred(out);
-            self.finish(ready, out);
+            self.finish(ready, true, out);
         } else if ready.must_sync {
             self.syncing = Some(ready);
             out.push(Effect::Sync);
         } else {
-            self.finish(ready, out);
+            self.finish(ready, false, out);
         }
     }
 
@@ -378,8 +410,7 @@ impl SimNode {
     }
 
     /// After the sync: acknowledge, apply, answer, advance.
-    fn finish(&mut self, ready: Ready, out: &mut Vec<Effect>) {
-        let deferred = ready.must_sync && ready.may_defer_sync;
+    fn finish(&mut self, ready: Ready, deferred: bool, out: &mut Vec<Effect>) {
         out.extend(ready.persisted_messages.into_iter().map(Effect::Send));
         if let Some(snapshot) = &ready.snapshot {
             // A snapshot from the leader: only this driver's format arrives.
@@ -409,7 +440,8 @@ impl SimNode {
             let reply = Reply::Read { value: self.read(&path), zxid: applied.0 };
             out.push(Effect::Reply { client, req, reply });
         }
-        if deferred && !self.leader_counts_unsynced {
+        let counts_unsynced = self.leader_counts_unsynced && self.raft().role() == Role::Leader;
+        if deferred && !counts_unsynced {
             self.raft().advance_deferred();
         } else {
             self.raft().advance();

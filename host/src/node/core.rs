@@ -374,9 +374,7 @@ impl Core {
     async fn process_ready(&mut self) -> Result<(), CoreError> {
         let mut ready = self.raft.ready();
         let sent = !ready.messages.is_empty();
-        for m in ready.messages.drain(..) {
-            self.send_peer(m.to.0, PeerFrame::Raft(m));
-        }
+        self.send_messages(ready.messages.drain(..));
         // A sync runs beside the rest when something can go on meanwhile:
         // a leader's replication, or work already queued here. A follower
         // with nothing queued (one client writing) syncs here instead,
@@ -416,9 +414,7 @@ impl Core {
                 self.storage.write_hard_state(hard_state)?;
             }
         }
-        for m in after_sync.into_iter().chain(ready.persisted_messages.drain(..)) {
-            self.send_peer(m.to.0, PeerFrame::Raft(m));
-        }
+        self.send_messages(after_sync.into_iter().chain(ready.persisted_messages.drain(..)));
         if let Some(snapshot) = ready.snapshot.take() {
             self.install(snapshot)?;
         }
@@ -481,9 +477,7 @@ impl Core {
             // Nothing was pended since it started: it covers them.
             running.messages.extend(messages);
         } else {
-            for m in messages {
-                self.send_peer(m.to.0, PeerFrame::Raft(m));
-            }
+            self.send_messages(messages);
         }
     }
 
@@ -492,9 +486,7 @@ impl Core {
     /// to sync.
     fn start_sync(&mut self, entries: &[LogEntry], messages: Vec<Message>) {
         let Some(last) = entries.last() else {
-            for m in messages {
-                self.send_peer(m.to.0, PeerFrame::Raft(m));
-            }
+            self.send_messages(messages);
             return;
         };
         let syncer = self.storage.syncer();
@@ -513,9 +505,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         self.storage.synced(self.sync_result(result))?;
         self.raft.synced(running.index, running.term);
-        for m in running.messages {
-            self.send_peer(m.to.0, PeerFrame::Raft(m));
-        }
+        self.send_messages(running.messages);
         let pending = self.write_pending()?;
         if let Some(snapshot) = self.deferred.compact.take() {
             self.compact(snapshot)?;
@@ -537,9 +527,7 @@ impl Core {
         // Reported after this Ready (consensus takes no input inside one);
         // its own sync makes everything written durable anyway.
         self.deferred.synced = Some((running.index, running.term));
-        for m in running.messages {
-            self.send_peer(m.to.0, PeerFrame::Raft(m));
-        }
+        self.send_messages(running.messages);
         Ok(self.write_pending()?.messages)
     }
 
@@ -569,6 +557,12 @@ impl Core {
                 source: std::io::Error::other(format!("the sync thread failed: {e}")),
             })
         })
+    }
+
+    fn send_messages(&self, messages: impl IntoIterator<Item = Message>) {
+        for m in messages {
+            self.send_peer(m.to.0, PeerFrame::Raft(m));
+        }
     }
 
     fn send_peer(&self, to: u64, frame: PeerFrame) {

@@ -137,7 +137,7 @@ pub(crate) struct SimNode {
     pub commits_ahead_of_disk: u64,
     /// Planted bug: a leader counts its deferred entries as durable.
     pub leader_counts_unsynced: bool,
-    /// Acknowledgements and votes held back until a deferred sync covered
+    /// Acknowledgements held back until a deferred sync covered
     /// what they promise.
     pub messages_held: u64,
 }

@@ -411,22 +411,22 @@ pub fn check_limits(compiled: &Compiled, limits: CallLimits) -> Result<(), Plugi
     result.map_err(|e| failure(e, &store, limits))
 }
 
-/// Asks validator `compiled` to prepare a binding's `config`:
-/// `Ok(Ok(prepared))` is what its `validate` calls get, `Ok(Err(reason))`
-/// refuses the configuration, `Err` is a failure of the plugin itself. The
-/// call sees zxid and time 0 (whatever `ctx` says), so that the result
+/// Asks validator `compiled` (installed as `plugin`) to prepare a
+/// binding's `config`: `Ok(Ok(prepared))` is what its `validate` calls
+/// get, `Ok(Err(reason))` refuses the configuration, `Err` is a failure of
+/// the plugin itself. The call sees zxid and time 0, so that the result
 /// depends on the configuration alone and can be computed again after a
 /// restart.
 pub fn prepare(
     compiled: &Compiled,
     limits: CallLimits,
-    ctx: CallContext,
+    plugin: &str,
     config: &[u8],
 ) -> Result<Result<Vec<u8>, String>, PluginFailure> {
     let Pre::Validator(pre) = &compiled.pre else {
         return Err(PluginFailure::Trap { message: "it is not a validator".into() });
     };
-    let ctx = CallContext { zxid: 0, time_ms: 0, ..ctx };
+    let ctx = CallContext { plugin: plugin.into(), zxid: 0, time_ms: 0 };
     let _slot = Slots::acquire();
     let mut store = new_store(limits, ctx, None);
     let result =

@@ -7,7 +7,7 @@ use super::plugins::{Binding, Installed, Registry, prepare};
 use super::{Command, Entry, Response, StateMachine, Trigger};
 use crate::limits::Limits;
 use crate::path;
-use crate::plugin::{self, CallContext, CallLimits, ChangeKind, TreeRead};
+use crate::plugin::{self, CallContext, CallLimits, ChangeKind, Compiled, TreeRead};
 use crate::state::acl;
 use crate::state::session::SessionTable;
 use crate::state::tree::{
@@ -518,16 +518,10 @@ impl Txn<'_> {
                         },
                     ));
                 }
-                let config = Bytes::from(config);
                 let failed = |why| ApiError::PluginFailed { plugin: name.clone(), why };
                 let compiled = plugin.compiled(self.plugin_cache).map_err(failed)?;
-                let binding = match prepare(&name, compiled, plugin.limits, &config) {
-                    Ok(Ok(prepared)) => Binding::prepared(config, prepared),
-                    Ok(Err(reason)) => {
-                        return Err(refused(&name, PluginRefusal::Config { prefix, reason }));
-                    }
-                    Err(why) => return Err(failed(why)),
-                };
+                let binding =
+                    prepare_binding(&name, compiled, plugin.limits, &prefix, config.into())?;
                 Arc::make_mut(self.plugins).rebind(&name, |bindings| {
                     bindings.insert(prefix, binding);
                 });
@@ -617,16 +611,8 @@ impl Txn<'_> {
         // one it refuses refuses the install.
         let mut bindings = BTreeMap::new();
         for (prefix, binding) in current.map(|p| &p.bindings).into_iter().flatten() {
-            let prepared = match prepare(name, &compiled, limits, &binding.config) {
-                Ok(Ok(prepared)) => prepared,
-                Ok(Err(reason)) => {
-                    return refuse(PluginRefusal::Config { prefix: prefix.clone(), reason });
-                }
-                Err(why) => {
-                    return Err(ApiError::PluginFailed { plugin: name.to_owned(), why });
-                }
-            };
-            bindings.insert(prefix.clone(), Binding::prepared(binding.config.clone(), prepared));
+            let binding = prepare_binding(name, &compiled, limits, prefix, binding.config.clone())?;
+            bindings.insert(prefix.clone(), binding);
         }
         let mut installed = Installed::new(
             version + 1,
@@ -868,6 +854,25 @@ fn no_plugin(name: &str) -> ApiError {
 
 fn refused(name: &str, why: PluginRefusal) -> ApiError {
     ApiError::PluginRefused { name: name.to_owned(), why }
+}
+
+/// Binds validator `name` at `prefix` with `config`, prepared by
+/// `compiled`: a configuration it refuses refuses the bind (or install),
+/// and its failure fails it.
+fn prepare_binding(
+    name: &str,
+    compiled: &Compiled,
+    limits: CallLimits,
+    prefix: &str,
+    config: Bytes,
+) -> Result<Binding, ApiError> {
+    match prepare(name, compiled, limits, &config) {
+        Ok(Ok(prepared)) => Ok(Binding::prepared(config, prepared)),
+        Ok(Err(reason)) => {
+            Err(refused(name, PluginRefusal::Config { prefix: prefix.to_owned(), reason }))
+        }
+        Err(why) => Err(ApiError::PluginFailed { plugin: name.to_owned(), why }),
+    }
 }
 
 /// A plugin's message, cut to what a reply carries.

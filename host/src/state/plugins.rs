@@ -3,7 +3,7 @@
 //! is replicated state (changed only by entries, in snapshots and in the
 //! digest); the compiled code beside each entry is a node-local cache.
 
-use crate::plugin::{self, CallContext, CallLimits, Compiled};
+use crate::plugin::{self, CallLimits, Compiled};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -174,16 +174,15 @@ impl Binding {
 
 /// Runs validator `name`'s `prepare` on `config`: `Ok(Ok(prepared))`,
 /// `Ok(Err(reason))` when the validator refuses the configuration, `Err`
-/// when it fails (a trap, a limit, or a result over the size of a node's
-/// data, which is the most a configuration may be).
+/// when it fails (a trap, a limit, or a result over
+/// [`PREPARED_BYTES_MAX`]).
 pub(crate) fn prepare(
     name: &str,
     compiled: &Compiled,
     limits: CallLimits,
     config: &[u8],
 ) -> Result<Result<Bytes, String>, PluginFailure> {
-    let ctx = CallContext { plugin: name.into(), zxid: 0, time_ms: 0 };
-    let prepared = match plugin::prepare(compiled, limits, ctx, config)? {
+    let prepared = match plugin::prepare(compiled, limits, name, config)? {
         Ok(prepared) => prepared,
         Err(reason) => return Ok(Err(reason)),
     };

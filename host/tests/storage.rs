@@ -193,33 +193,42 @@ fn snapshots_compact_the_log_and_restore() {
 }
 
 #[test]
-fn compaction_in_steps_removes_the_covered_entries_a_chunk_at_a_time() {
-    // Proves stepwise compaction: after `snapshot_saved_in_steps`, each
-    // `compact_step` removes at most its chunk of the covered entries and
-    // says whether more remain, and in the end exactly the covered ones
-    // are gone from disk.
+fn saved_snapshots_drop_the_log_tables_they_cover_and_keep_every_later_entry() {
+    // Proves that the log below a saved snapshot leaves the disk a whole
+    // table at a time: a table holding entries after the snapshot stays
+    // (and recovery still skips its covered entries), and once a later
+    // snapshot covers all of it, it is gone, while every entry after the
+    // snapshot stays.
     let dir = temp();
-    let snapshot = Snapshot {
+    let snapshot = |index: u64| Snapshot {
         meta: SnapshotMeta {
-            index: LogIndex(12),
+            index: LogIndex(index),
             term: Term(1),
             membership: Membership::new([NodeId(1), NodeId(2), NodeId(3)]),
         },
-        data: Bytes::from_static(b"state at 12"),
+        data: Bytes::from(format!("state at {index}")),
+    };
+    let stored = |dir: &std::path::Path| -> Vec<u64> {
+        let db = fjall::Database::builder(dir.join("log")).open().unwrap();
+        let log = db.keyspace("log", fjall::KeyspaceCreateOptions::default).unwrap();
+        (1..=40).filter(|i: &u64| log.get(i.to_be_bytes()).unwrap().is_some()).collect()
     };
     {
         let (mut s, _) = Storage::open(&dir.0).unwrap();
         s.persist(None, &entries(1, 20, 1)).unwrap();
-        warren::storage::write_snapshot_file(&s.snapshots_dir(), &snapshot).unwrap();
-        s.snapshot_saved_in_steps(LogIndex(12)).unwrap();
-        let steps: Vec<bool> = (0..4).map(|_| s.compact_step(5).unwrap()).collect();
-        assert_eq!(steps, [true, true, false, false]);
+        // 1..=20 become one table, which 13..=20 keep on disk.
+        s.save_snapshot(&snapshot(12)).unwrap();
     }
-    let db = fjall::Database::builder(dir.0.join("log")).open().unwrap();
-    let log = db.keyspace("log", fjall::KeyspaceCreateOptions::default).unwrap();
-    let stored: Vec<u64> =
-        (1..=20).filter(|i: &u64| log.get(i.to_be_bytes()).unwrap().is_some()).collect();
-    assert_eq!(stored, (13..=20).collect::<Vec<u64>>());
+    assert_eq!(stored(&dir.0), (1..=20).collect::<Vec<u64>>());
+    let (mut s, restored) = Storage::open(&dir.0).unwrap();
+    assert_eq!(restored.entries, entries(13, 20, 1));
+    s.persist(None, &entries(21, 30, 1)).unwrap();
+    // 21..=30 become a second table; the first is all covered now.
+    s.save_snapshot(&snapshot(25)).unwrap();
+    drop(s);
+    assert_eq!(stored(&dir.0), (21..=30).collect::<Vec<u64>>());
+    let (_, restored) = Storage::open(&dir.0).unwrap();
+    assert_eq!(restored.entries, entries(26, 30, 1));
 }
 
 #[test]

@@ -51,9 +51,6 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Recent watch triggers kept to replay, below a recursive watch, what a
 /// client missed while it moved here.
 const RECENT_TRIGGERS: usize = 100_000;
-/// Log entries a snapshot covers removed from disk per round: a few
-/// milliseconds of the core's time (all 100k at once took up to 163 ms).
-const COMPACT_STEP: usize = 2048;
 
 /// What the core is told.
 pub(crate) enum Input {
@@ -346,10 +343,6 @@ impl Core {
                 // anything else here waits for a sync.
                 tokio::task::yield_now().await;
             }
-            if self.deferred.running.is_none() {
-                // (While a sync runs, a write would wait for it.)
-                self.storage.compact_step(COMPACT_STEP)?;
-            }
         }
     }
 
@@ -435,7 +428,7 @@ impl Core {
         if self.deferred.running.is_none()
             && let Some(snapshot) = self.deferred.compact.take()
         {
-            self.compact(snapshot)?;
+            self.compact(snapshot);
         }
         self.after_apply();
         Ok(())
@@ -508,10 +501,8 @@ impl Core {
         self.send_messages(running.messages);
         let pending = self.write_pending()?;
         if let Some(snapshot) = self.deferred.compact.take() {
-            self.compact(snapshot)?;
+            self.compact(snapshot);
         }
-        // Between two syncs is when a busy disk is free.
-        self.storage.compact_step(COMPACT_STEP)?;
         self.start_sync(&pending.entries, pending.messages);
         Ok(())
     }
@@ -1273,6 +1264,8 @@ impl Core {
         let meta = SnapshotMeta { index, term, membership: self.raft.membership().clone() };
         let view = self.sm.snapshot_view();
         let dir = self.storage.snapshots_dir();
+        let dropper = self.storage.log_dropper();
+        let id = self.id;
         let tx = self.inputs_tx.clone();
         self.snapshotting = true;
         let capacity = self.snapshot_bytes + self.snapshot_bytes / 4 + (1 << 20);
@@ -1285,17 +1278,23 @@ impl Core {
                         .map(|()| snapshot)
                         .map_err(|e| e.to_string())
                 });
+            if let Ok(snapshot) = &result {
+                // A failure here only leaves covered entries on disk; the
+                // next snapshot drops them.
+                if let Err(e) = dropper.drop_through(snapshot.meta.index) {
+                    tracing::warn!("n{id}: dropping the log below the snapshot failed: {e}");
+                }
+            }
             let _ = tx.blocking_send(Input::SnapshotWritten(result));
         });
     }
 
-    /// Cuts the log below a saved snapshot, in consensus now and on disk a
-    /// step per round.
-    fn compact(&mut self, snapshot: Snapshot) -> Result<(), CoreError> {
+    /// Cuts the log below a saved snapshot in consensus (its writer thread
+    /// dropped it on disk).
+    fn compact(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
-        self.storage.snapshot_saved_in_steps(index)?;
+        self.storage.snapshot_saved(index);
         self.raft.compact(index, snapshot.data);
-        Ok(())
     }
 
     fn snapshot_written(&mut self, result: Result<Snapshot, String>) -> Result<(), CoreError> {
@@ -1309,7 +1308,7 @@ impl Core {
                     // that sync: compact once they are made.
                     self.deferred.compact = Some(snapshot);
                 } else {
-                    self.compact(snapshot)?;
+                    self.compact(snapshot);
                 }
             }
             Err(why) => {

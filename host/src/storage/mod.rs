@@ -11,7 +11,7 @@
 //! each Ready's hard state and entries (or [`Storage::write`] now and a
 //! [`Syncer`] on another thread, for a leader's deferred sync),
 //! [`Storage::save_snapshot`] when the state machine snapshots (the log
-//! below is then compacted), and
+//! below is then dropped, a table at a time: see [`LogDropper`]), and
 //! [`Storage::install_snapshot`] for a snapshot from the leader. At start,
 //! [`rebuild`] turns what was recovered into the state machine.
 
@@ -22,7 +22,7 @@ mod snapshot_file;
 pub use restart::{RestartError, rebuild, state_entry};
 
 use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot, Term};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use record::{
     RecordError, decode_entry, decode_hard_state, encode_entry, encode_hard_state, key_index,
     log_key,
@@ -96,6 +96,35 @@ impl Syncer {
     }
 }
 
+/// Removes the log entries a durable snapshot covers, from any thread (see
+/// [`Storage::log_dropper`]).
+///
+/// It deletes whole tables of the LSM tree and writes nothing per entry.
+/// Removing entries one by one wrote a tombstone each, and merging those
+/// into the tables below took a fifth of a busy member's CPU (BENCHMARKS.md).
+/// An entry that shares a table with later ones stays until a later
+/// snapshot covers that table too; recovery never reads below its snapshot.
+#[derive(Clone)]
+pub struct LogDropper {
+    dir: PathBuf,
+    log: Keyspace,
+}
+
+impl LogDropper {
+    /// Flushes the log's memtable to a table, then deletes every table
+    /// whose entries all lie at or below `index`. Call it only once a
+    /// snapshot at `index` is durable. It may wait for a running compaction
+    /// of the log, so a node calls it off its core thread.
+    pub fn drop_through(&self, index: LogIndex) -> Result<(), StorageError> {
+        let engine = |source| StorageError::Engine { dir: self.dir.clone(), source };
+        // Without the flush, the entries still in the memtable would wait
+        // a snapshot longer. (`rotate_memtable_and_wait` is fjall's hidden
+        // flush; fjall is pinned to one exact version.)
+        self.log.rotate_memtable_and_wait().map_err(engine)?;
+        self.log.tree.drop_range(..=log_key(index)).map_err(|e| engine(e.into()))
+    }
+}
+
 /// One replica's durable state. See the module docs for how to drive it.
 pub struct Storage {
     dir: PathBuf,
@@ -108,9 +137,6 @@ pub struct Storage {
     first: LogIndex,
     last: LogIndex,
     poisoned: bool,
-    /// Stored entries a snapshot covers, not yet removed: removed a chunk
-    /// at a time by [`Storage::compact_step`].
-    compacting: Option<(LogIndex, LogIndex)>,
 }
 
 /// Writes a snapshot file durably into `dir` (a [`Storage::snapshots_dir`])
@@ -161,7 +187,6 @@ impl Storage {
             first: LogIndex(1),
             last: LogIndex(0),
             poisoned: false,
-            compacting: None,
         };
         let hard_state = storage.recover_hard_state()?;
         let after =
@@ -261,12 +286,19 @@ impl Storage {
     }
 
     /// Saves a snapshot the state machine took (atomically, synced), keeps
-    /// the last few, and compacts the log up to its index.
+    /// the last few, and drops the log tables it covers.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.check_poisoned()?;
         let result = write_snapshot_file(&self.snapshots_dir(), snapshot);
         self.poison_on_err(result)?;
-        self.snapshot_saved(snapshot.meta.index)
+        self.snapshot_saved(snapshot.meta.index);
+        self.log_dropper().drop_through(snapshot.meta.index)
+    }
+
+    /// A handle that drops the log tables a durable snapshot covers, from
+    /// another thread.
+    pub fn log_dropper(&self) -> LogDropper {
+        LogDropper { dir: self.dir.clone(), log: self.log.clone() }
     }
 
     /// Where snapshot files live, for [`write_snapshot_file`] on another
@@ -276,47 +308,11 @@ impl Storage {
     }
 
     /// A snapshot at `index` is durable (written by [`write_snapshot_file`]):
-    /// compacts the log up to it.
-    pub fn snapshot_saved(&mut self, index: LogIndex) -> Result<(), StorageError> {
-        self.snapshot_saved_in_steps(index)?;
-        while self.compact_step(usize::MAX)? {}
-        Ok(())
-    }
-
-    /// As [`Storage::snapshot_saved`], but the covered entries are removed
-    /// by later calls of [`Storage::compact_step`]: removing 100k entries at
-    /// once took 65–163 ms, which a node's core cannot stop for.
-    pub fn snapshot_saved_in_steps(&mut self, index: LogIndex) -> Result<(), StorageError> {
-        self.check_poisoned()?;
-        let (from, to) = (self.first, index.min(self.last));
-        if from <= to {
-            let from = self.compacting.map_or(from, |(earlier, _)| earlier.min(from));
-            self.compacting = Some((from, to));
-        }
+    /// the log now starts after it. The entries it covers leave the disk
+    /// with [`LogDropper::drop_through`]; until then recovery skips them.
+    pub fn snapshot_saved(&mut self, index: LogIndex) {
         self.first = self.first.max(index.next());
         self.last = self.last.max(index);
-        Ok(())
-    }
-
-    /// Removes up to `max` of the entries snapshots cover; true while more
-    /// remain. No sync is needed: recovery ignores entries a snapshot
-    /// covers.
-    pub fn compact_step(&mut self, max: usize) -> Result<bool, StorageError> {
-        let Some((from, to)) = self.compacting else { return Ok(false) };
-        self.check_poisoned()?;
-        let end = LogIndex(to.0.min(from.0.saturating_add(max.max(1) as u64 - 1)));
-        let mut batch = self.db.batch();
-        let mut at = from;
-        while at <= end {
-            batch.remove(&self.log, log_key(at));
-            at = at.next();
-        }
-        let result = batch.commit();
-        self.poison_on_err(
-            result.map_err(|source| StorageError::Engine { dir: self.dir.clone(), source }),
-        )?;
-        self.compacting = (end < to).then(|| (end.next(), to));
-        Ok(self.compacting.is_some())
     }
 
     /// Installs a snapshot from the leader: it replaces the whole log.
@@ -381,7 +377,9 @@ impl Storage {
         let mut bad: Option<(LogIndex, RecordError)> = None;
         let mut covered = Vec::new();
         let mut diverged = false;
-        for item in self.log.iter() {
+        // Entries below the snapshot may still be stored (they leave a
+        // table at a time); they are not read.
+        for item in self.log.range(log_key(after)..) {
             let (key, value) = item.into_inner().map_err(engine)?;
             let Some(index) = key_index(&key) else {
                 return Err(StorageError::Corrupt {

@@ -71,7 +71,8 @@ async fn every_workload_reports_sound_figures_and_cleans_up() {
     // Proves create, linearizable get, watch fan-out, counter and validator
     // plugin runs each count operations with ordered percentiles and no errors, that
     // server CPU per op is measured from --dev-dir and from --server-pids,
-    // and that no node or plugin of a run is left behind.
+    // that the report names the client threads (--threads), and that no
+    // node or plugin of a run is left behind.
     let cluster = Cluster::start("bench", 3);
     let admin = cluster.client().await;
     let dir = cluster.dir().to_str().expect("a UTF-8 path").to_owned();
@@ -81,6 +82,7 @@ async fn every_workload_reports_sound_figures_and_cleans_up() {
     let create = bench(&["--workload", "create", "--dev-dir", &dir]).await;
     assert_eq!(create["parameters"]["workload"], "create");
     assert_eq!(create["parameters"]["clients"], 2);
+    assert_eq!(create["parameters"]["client_threads"], 1, "one thread unless --threads");
     cpu_per_op(&create);
 
     let get = bench(&[
@@ -92,9 +94,12 @@ async fn every_workload_reports_sound_figures_and_cleans_up() {
         "linearizable",
         "--keys",
         "20",
+        "--threads",
+        "2",
     ])
     .await;
     assert_eq!(get["parameters"]["read"], "linearizable");
+    assert_eq!(get["parameters"]["client_threads"], 2);
     assert!(get["cpu_seconds_per_op"].is_null(), "CPU must be unknown without PIDs: {get}");
 
     let watch = bench(&["--config", &config, "--workload", "watch", "--watchers", "3"]).await;
@@ -178,6 +183,9 @@ async fn bad_flags_are_refused_before_connecting() {
     let zero = warren(&["bench", "--clients", "0"]).await;
     assert!(!zero.success);
     assert!(zero.stderr.contains("--clients"), "clap names the flag: {zero:?}");
+    let zero = warren(&["bench", "--threads", "0"]).await;
+    assert!(!zero.success);
+    assert!(zero.stderr.contains("--threads"), "clap names the flag: {zero:?}");
 
     let no_config = warren(&["bench", "--workload", "set"]).await;
     assert!(no_config.stderr.contains("no client configuration"), "{no_config:?}");

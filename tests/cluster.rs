@@ -419,3 +419,22 @@ async fn a_server_behind_the_client_refuses_to_serve_it() {
         other => panic!("expected Welcome, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_sharing_one_connector_are_separate_sessions() {
+    // Proves sessions opened through one Connector (one QUIC endpoint) are
+    // distinct sessions: closing one ends it and its ephemeral node, and
+    // the other goes on working.
+    let cluster = Cluster::start("connector", 3);
+    let connector = warren_client::Connector::new(&cluster.client_config()).expect("connector");
+    let a = connector.connect().await.expect("first session");
+    let b = connector.connect().await.expect("second session");
+    assert_ne!(a.session(), b.session());
+    a.create("/a", b"", CreateMode::Ephemeral).await.expect("create through a");
+    b.create("/b", b"", CreateMode::Ephemeral).await.expect("create through b");
+    a.close().await.expect("close a");
+    b.sync("/").await.expect("sync through b");
+    assert_eq!(b.exists("/a").await.expect("exists /a"), None, "a's ephemeral outlived it");
+    assert!(b.exists("/b").await.expect("exists /b").is_some(), "b's ephemeral went with a");
+    b.create("/after", b"", CreateMode::Persistent).await.expect("b still writes");
+}

@@ -244,9 +244,20 @@ struct Driver {
     closing: Option<oneshot::Sender<Result<(), Error>>>,
 }
 
-impl Client {
-    /// Connects to one of the configured servers and opens a session.
-    pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
+/// Opens sessions through one QUIC endpoint: one UDP socket and one
+/// receive loop for all of them, as QUIC intends, instead of one each.
+/// For a process that holds many sessions (a benchmark, a proxy); cheap to
+/// clone. Create it inside the tokio runtime its sessions will run on.
+#[derive(Clone)]
+pub struct Connector {
+    config: ClientConfig,
+    endpoint: quinn::Endpoint,
+    quic: quinn::ClientConfig,
+}
+
+impl Connector {
+    /// Reads the TLS material of `config` and opens the endpoint's socket.
+    pub fn new(config: &ClientConfig) -> Result<Connector, Error> {
         let quic = tls::client_config(&config.ca, &config.cert, &config.key)
             .map_err(|e| Error::Setup(e.to_string()))?;
         let bind: SocketAddr = if config.servers.first().is_some_and(|s| s.is_ipv6()) {
@@ -256,6 +267,12 @@ impl Client {
         };
         let endpoint = quinn::Endpoint::client(bind)
             .map_err(|e| Error::Setup(format!("cannot open a UDP socket: {e}")))?;
+        Ok(Connector { config: config.clone(), endpoint, quic })
+    }
+
+    /// Connects to one of the configured servers and opens a session.
+    pub async fn connect(&self) -> Result<Client, Error> {
+        let config = &self.config;
         let hello = Hello {
             session: None,
             timeout_ms: config.session_timeout.as_millis().min(u32::MAX as u128) as u32,
@@ -266,14 +283,14 @@ impl Client {
         let mut tried = Vec::new();
         for i in 0..config.servers.len() {
             let server = config.servers[(start + i) % config.servers.len()];
-            match open(&endpoint, &quic, server, &hello, config.session_timeout).await {
+            match open(&self.endpoint, &self.quic, server, &hello, config.session_timeout).await {
                 Ok((link, welcome)) => {
                     let timeout = Duration::from_millis(welcome.timeout_ms.into());
                     let (tx, rx) = mpsc::channel(1024);
                     let driver = Driver {
                         config: config.clone(),
-                        endpoint,
-                        quic,
+                        endpoint: self.endpoint.clone(),
+                        quic: self.quic.clone(),
                         session: welcome.session,
                         timeout,
                         link: Some(link),
@@ -298,6 +315,14 @@ impl Client {
             }
         }
         Err(Error::NoServer { tried: tried.join("; ") })
+    }
+}
+
+impl Client {
+    /// Connects to one of the configured servers and opens a session, on
+    /// an endpoint of its own (see [`Connector`] for sessions sharing one).
+    pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
+        Connector::new(config)?.connect().await
     }
 
     pub fn session(&self) -> SessionId {

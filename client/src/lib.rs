@@ -10,7 +10,7 @@ pub mod frame;
 pub mod proto;
 pub mod tls;
 
-pub use client::{Client, Error, InstallOptions, Invoked, WatchOnce, WatchStream};
+pub use client::{Client, Connector, Error, InstallOptions, Invoked, WatchOnce, WatchStream};
 pub use config::ClientConfig;
 pub use proto::wire;
 

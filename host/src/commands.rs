@@ -899,7 +899,7 @@ pub struct BenchArgs {
 }
 
 /// What `warren bench` and `warren bench compare` share: the keys, the
-/// values and the clock.
+/// values, the clock and the client threads.
 #[derive(Args, Clone)]
 struct LoadArgs {
     /// Nodes that set, get, mixed and plugin spread over, created before
@@ -915,6 +915,12 @@ struct LoadArgs {
     /// Seconds of the measured window.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_duration)]
     duration: f64,
+    /// Threads that drive the clients. One leaves the other cores to the
+    /// servers when both share a machine, and costs less CPU per
+    /// operation than several; give more where the clients have cores of
+    /// their own.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: u16,
 }
 
 #[derive(Subcommand, Clone)]
@@ -930,6 +936,16 @@ enum BenchCmd {
     /// three clusters and runs it.
     // Boxed: main.rs's `Cmd` holds `BenchArgs` inline.
     Compare(Box<CompareArgs>),
+}
+
+impl BenchArgs {
+    /// The threads the benchmark's clients run on (its runtime's).
+    pub fn threads(&self) -> usize {
+        match &self.mode {
+            Some(BenchCmd::Compare(compare)) => compare.load.threads.into(),
+            None => self.load.threads.into(),
+        }
+    }
 }
 
 /// `warren bench compare`.

@@ -142,7 +142,8 @@ fn main() -> ExitCode {
         Cmd::Client(cmd) => {
             runtime().and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))
         }
-        Cmd::Bench(args) => runtime().and_then(|rt| rt.block_on(commands::bench(cli.client, args))),
+        Cmd::Bench(args) => bench_runtime(args.threads())
+            .and_then(|rt| rt.block_on(commands::bench(cli.client, args))),
         Cmd::Demo => {
             print!("{}", warren::demo::run());
             Ok(())
@@ -170,6 +171,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// One thread: the benchmark's sessions on a current-thread runtime (less
+/// CPU per operation than a work-stealing pool: fewer cross-thread
+/// wake-ups); more: a pool of that many workers.
+fn bench_runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 fn node_runtime() -> Result<tokio::runtime::Runtime, String> {

@@ -98,8 +98,11 @@ impl Report {
             Workload::Plugin { .. } => plan.value.len(),
             _ => params.value_size,
         };
+        // The threads of the runtime the clients ran on (`--threads`).
+        let threads = tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_workers());
         let parameters = json!({
             "workload": w.name(), "clients": writers, "in_flight": in_flight, "keys": keys,
+            "client_threads": threads,
             "value_size": value_size, "warmup_s": params.warmup.as_secs_f64(),
             "duration_s": params.duration.as_secs_f64(), "read": read, "read_ratio": read_ratio,
             "sequential": sequential, "watchers": watchers, "plugin": plugin,
@@ -126,6 +129,9 @@ impl Report {
         let _ = write!(summary, ", {writers} client{}", if writers == 1 { "" } else { "s" });
         if in_flight > 1 {
             let _ = write!(summary, " x {in_flight} in flight");
+        }
+        if let Some(threads) = threads {
+            let _ = write!(summary, " on {threads} thread{}", if threads == 1 { "" } else { "s" });
         }
         if let Some(keys) = keys {
             let _ = write!(summary, ", {keys} keys");

@@ -1,17 +1,22 @@
 //! Warren as a system under test: one [`Client`] per session.
 
 use super::system::{OpError, ReadMode, Session, System, Watch};
+use tokio::sync::OnceCell;
 use warren_client::wire::Failure;
-use warren_client::{Client, ClientConfig, CreateMode, Error, InstallOptions, WatchStream};
+use warren_client::{
+    Client, ClientConfig, Connector, CreateMode, Error, InstallOptions, WatchStream,
+};
 
-/// A Warren cluster, reached with a client configuration.
+/// A Warren cluster, reached with a client configuration. Its sessions
+/// share one QUIC endpoint, as many sessions in one process should.
 pub struct Warren {
     config: ClientConfig,
+    connector: OnceCell<Connector>,
 }
 
 impl Warren {
     pub fn new(config: ClientConfig) -> Warren {
-        Warren { config }
+        Warren { config, connector: OnceCell::new() }
     }
 }
 
@@ -23,7 +28,12 @@ impl System for Warren {
     }
 
     async fn connect(&self) -> Result<WarrenSession, OpError> {
-        Client::connect(&self.config).await.map(WarrenSession).map_err(op_error)
+        let connector = self
+            .connector
+            .get_or_try_init(|| async { Connector::new(&self.config) })
+            .await
+            .map_err(op_error)?;
+        connector.connect().await.map(WarrenSession).map_err(op_error)
     }
 }
 

@@ -173,16 +173,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// One thread: the benchmark's sessions on a current-thread runtime (less
-/// CPU per operation than a work-stealing pool: fewer cross-thread
-/// wake-ups); more: a pool of that many workers.
-fn bench_runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(threads);
-        builder
+/// The benchmark's runtime: a pool of one worker per core by default; one
+/// thread: a current-thread runtime (less CPU per operation than a
+/// work-stealing pool: fewer cross-thread wake-ups); more: a pool of them.
+fn bench_runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
     };
     builder.enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
 }

@@ -1278,19 +1278,21 @@ impl Core {
                         .map(|()| snapshot)
                         .map_err(|e| e.to_string())
                 });
-            if let Ok(snapshot) = &result {
-                // A failure here only leaves covered entries on disk; the
-                // next snapshot drops them.
-                if let Err(e) = dropper.drop_through(snapshot.meta.index) {
-                    tracing::warn!("n{id}: dropping the log below the snapshot failed: {e}");
-                }
-            }
+            let saved = result.as_ref().ok().map(|snapshot| snapshot.meta.index);
             let _ = tx.blocking_send(Input::SnapshotWritten(result));
+            // After the report, so the core compacts its log without
+            // waiting for the flush. A failure only leaves covered entries
+            // on disk; the next snapshot drops them.
+            if let Some(index) = saved
+                && let Err(e) = dropper.drop_through(index)
+            {
+                tracing::warn!("n{id}: dropping the log below the snapshot failed: {e}");
+            }
         });
     }
 
     /// Cuts the log below a saved snapshot in consensus (its writer thread
-    /// dropped it on disk).
+    /// drops it on disk).
     fn compact(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
         self.storage.snapshot_saved(index);

@@ -136,14 +136,17 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
         Cmd::Serve { config } => {
-            node_runtime().and_then(|rt| rt.block_on(commands::serve(&config)))
+            runtime(Some(1)).and_then(|rt| rt.block_on(commands::serve(&config)))
         }
-        Cmd::Dev { dir, nodes } => runtime().and_then(|rt| rt.block_on(commands::dev(&dir, nodes))),
+        Cmd::Dev { dir, nodes } => {
+            runtime(None).and_then(|rt| rt.block_on(commands::dev(&dir, nodes)))
+        }
         Cmd::Client(cmd) => {
-            runtime().and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))
+            runtime(None).and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))
         }
-        Cmd::Bench(args) => bench_runtime(args.threads())
-            .and_then(|rt| rt.block_on(commands::bench(cli.client, args))),
+        Cmd::Bench(args) => {
+            runtime(args.threads()).and_then(|rt| rt.block_on(commands::bench(cli.client, args)))
+        }
         Cmd::Demo => {
             print!("{}", warren::demo::run());
             Ok(())
@@ -166,17 +169,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
-}
-
-/// The benchmark's runtime: a pool of one worker per core by default; one
-/// thread: a current-thread runtime (less CPU per operation than a
-/// work-stealing pool: fewer cross-thread wake-ups); more: a pool of them.
-fn bench_runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
+/// A runtime of one worker per core (`None`), of one thread (a
+/// current-thread runtime: `warren serve`, and the benchmark with
+/// `--threads 1`, where it costs less CPU per operation than a
+/// work-stealing pool), or a pool of `n` workers.
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, String> {
     let mut builder = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
@@ -187,13 +184,6 @@ fn bench_runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, Stri
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     builder.enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))
-}
-
-fn node_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 fn parse_node_arg(s: &str) -> Result<u64, String> {

@@ -101,7 +101,8 @@ impl Syncer {
 ///
 /// It deletes whole tables of the LSM tree and writes nothing per entry.
 /// Removing entries one by one wrote a tombstone each, and merging those
-/// into the tables below took a fifth of a busy member's CPU (BENCHMARKS.md).
+/// into the tables below took up to a fifth of a busy member's CPU
+/// (BENCHMARKS.md).
 /// An entry that shares a table with later ones stays until a later
 /// snapshot covers that table too; recovery never reads below its snapshot.
 #[derive(Clone)]

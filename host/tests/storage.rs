@@ -192,6 +192,73 @@ fn snapshots_compact_the_log_and_restore() {
     assert_eq!(restored.entries, entries(51, 52, 3));
 }
 
+fn meta(index: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(2),
+        membership: Membership::new([NodeId(1), NodeId(2), NodeId(3)]),
+    }
+}
+
+/// Bytes that differ at every position, `len` of them.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+#[test]
+fn a_streamed_snapshot_is_the_file_a_buffered_one_makes_and_restores_mapped() {
+    // Proves a snapshot streamed into its file in pieces is byte for byte
+    // the file written from the same data in memory, that the snapshot it
+    // returns holds that data, and that a restart restores it.
+    let data = pattern(300_000);
+    let streamed = temp();
+    let buffered = temp();
+    let (streamed_dir, buffered_dir) = (streamed.0.join("snapshots"), buffered.0.join("snapshots"));
+    let snapshot = warren::storage::write_snapshot_streamed(&streamed_dir, meta(7), |out| {
+        for piece in data.chunks(65_536) {
+            out.write_all(piece)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(snapshot, Snapshot { meta: meta(7), data: Bytes::from(data.clone()) });
+    warren::storage::write_snapshot_file(&buffered_dir, &snapshot).unwrap();
+    let file = "00000000000000000007.snap";
+    assert_eq!(
+        std::fs::read(streamed_dir.join(file)).unwrap(),
+        std::fs::read(buffered_dir.join(file)).unwrap()
+    );
+    let (_, restored) = Storage::open(&streamed.0).unwrap();
+    assert_eq!(restored.snapshot, Some(snapshot));
+}
+
+#[test]
+fn a_streamed_snapshot_that_fails_leaves_no_file_and_the_last_one_restores() {
+    // Proves a snapshot whose writer fails midway leaves neither a file nor
+    // a temporary one, and a restart restores the snapshot before it.
+    let dir = temp();
+    let snapshots = dir.0.join("snapshots");
+    let good = warren::storage::write_snapshot_streamed(&snapshots, meta(5), |out| {
+        out.write_all(b"state at 5")
+    })
+    .unwrap();
+    let failed = warren::storage::write_snapshot_streamed(&snapshots, meta(9), |out| {
+        out.write_all(&pattern(100_000))?;
+        Err(std::io::Error::other("the state could not be serialized"))
+    });
+    assert!(
+        matches!(&failed, Err(StorageError::Io { source, .. }) if source.to_string() == "the state could not be serialized"),
+        "{failed:?}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["00000000000000000005.snap"]);
+    let (_, restored) = Storage::open(&dir.0).unwrap();
+    assert_eq!(restored.snapshot, Some(good));
+}
+
 #[test]
 fn saved_snapshots_drop_the_log_tables_they_cover_and_keep_every_later_entry() {
     // Proves that the log below a saved snapshot leaves the disk a whole

@@ -225,10 +225,6 @@ pub(crate) struct Core {
     last_cleanup: Instant,
     was_leader: bool,
     snapshotting: bool,
-    /// The size of the last snapshot written, to size the next one's buffer
-    /// at once (growing a gigabyte buffer by doubling copies it and faults
-    /// in fresh pages on the way, stalling the other threads).
-    snapshot_bytes: usize,
     last_snapshot: LogIndex,
     /// The latest triggers applied here, oldest first: every trigger after
     /// `recent_floor`.
@@ -270,7 +266,6 @@ impl Core {
         raft_config.election_tick = config.timing.election_ticks;
         raft_config.heartbeat_tick = config.timing.heartbeat_ticks;
         let last_snapshot = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
-        let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |s| s.data.len());
         let raft = Raft::new(raft_config, restored);
         let recent_floor = sm.last_applied();
         Core {
@@ -299,7 +294,6 @@ impl Core {
             last_cleanup: Instant::now(),
             was_leader: false,
             snapshotting: false,
-            snapshot_bytes,
             last_snapshot,
             recent: VecDeque::new(),
             recent_floor,
@@ -576,7 +570,6 @@ impl Core {
             self.sm.set_plugin_cache(&dir);
         }
         self.last_snapshot = snapshot.meta.index;
-        self.snapshot_bytes = snapshot.data.len();
         self.recent.clear();
         self.recent_floor = self.sm.last_applied();
         let covered: Vec<LogIndex> =
@@ -1268,16 +1261,11 @@ impl Core {
         let id = self.id;
         let tx = self.inputs_tx.clone();
         self.snapshotting = true;
-        let capacity = self.snapshot_bytes + self.snapshot_bytes / 4 + (1 << 20);
         std::thread::spawn(move || {
-            let mut data = Vec::with_capacity(capacity);
-            let result =
-                snapshot::write_view(&view, &mut data).map_err(|e| e.to_string()).and_then(|()| {
-                    let snapshot = Snapshot { meta, data: Bytes::from(data) };
-                    storage::write_snapshot_file(&dir, &snapshot)
-                        .map(|()| snapshot)
-                        .map_err(|e| e.to_string())
-                });
+            let result = storage::write_snapshot_streamed(&dir, meta, |out| {
+                snapshot::write_view(&view, out).map_err(std::io::Error::other)
+            })
+            .map_err(|e| e.to_string());
             let saved = result.as_ref().ok().map(|snapshot| snapshot.meta.index);
             let _ = tx.blocking_send(Input::SnapshotWritten(result));
             // After the report, so the core compacts its log without
@@ -1304,7 +1292,6 @@ impl Core {
         match result {
             Ok(snapshot) => {
                 self.last_snapshot = snapshot.meta.index;
-                self.snapshot_bytes = snapshot.data.len();
                 if self.deferred.running.is_some() {
                     // Compacting now would race the writes waiting for
                     // that sync: compact once they are made.

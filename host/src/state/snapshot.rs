@@ -153,7 +153,11 @@ pub fn write_view(view: &SnapshotView, out: impl Write) -> Result<(), SnapshotEr
             (acl_lists.len() - 1) as u32
         });
         let mut children: Vec<Slot> = nodes.children(slot).collect();
-        children.sort_unstable_by(|&a, &b| nodes.get(b).name().cmp(nodes.get(a).name()));
+        // By name, descending, so they pop in ascending order. Siblings
+        // share their parent's path up to the name, so comparing whole
+        // paths orders them by name without splitting each path at every
+        // comparison (that split was a twelfth of a 200 MB snapshot).
+        children.sort_unstable_by(|&a, &b| nodes.get(b).path.cmp(&nodes.get(a).path));
         stack.extend(children);
     }
     w.u32(acl_lists.len() as u32)?;

@@ -21,14 +21,14 @@ mod snapshot_file;
 
 pub use restart::{RestartError, rebuild, state_entry};
 
-use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot, Term};
+use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot, SnapshotMeta, Term};
 use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use record::{
     RecordError, decode_entry, decode_hard_state, encode_entry, encode_hard_state, key_index,
     log_key,
 };
 use std::fs::{File, TryLockError};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -146,6 +146,18 @@ pub struct Storage {
 /// with [`Storage::snapshot_saved`].
 pub fn write_snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
     snapshot_file::write(dir, snapshot, 3)
+}
+
+/// Writes a snapshot whose data `fill` streams into its file, as
+/// [`write_snapshot_file`] does, and returns it with its data mapped from
+/// the file: the state is never gathered in memory of its own. `fill`
+/// writes unbuffered, so in large pieces. A failure leaves no file.
+pub fn write_snapshot_streamed(
+    dir: &Path,
+    meta: SnapshotMeta,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Snapshot, StorageError> {
+    snapshot_file::write_streamed(dir, meta, 3, fill)
 }
 
 impl Storage {

@@ -94,6 +94,14 @@ fn rich() -> (Harness, [SessionId; 3]) {
     h.ok(c, delete("/order/5", None));
     h.ok(c, delete("/order-y", None));
     h.created(c, create("/order/0", b""));
+    // Siblings whose names share their first 16 bytes or more, one the
+    // other's prefix, created out of order.
+    h.created(c, create("/long", b""));
+    for name in
+        ["sixteen-bytes-ab-2", "sixteen-bytes-ab", "sixteen-bytes-ab-10", "sixteen-bytes-aa-9"]
+    {
+        h.created(c, create(&format!("/long/{name}"), b""));
+    }
     h.apply(Command::Noop);
     // The plugin registry: an operation, and a validator bound twice.
     h.ok(a, install_plugin("counter", warren_plugins::bytes("counter"), 1_000_000, 4 << 20));

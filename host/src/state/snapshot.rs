@@ -156,7 +156,9 @@ pub fn write_view(view: &SnapshotView, out: impl Write) -> Result<(), SnapshotEr
         // By name, descending, so they pop in ascending order. Siblings
         // share their parent's path up to the name, so comparing whole
         // paths orders them by name without splitting each path at every
-        // comparison (that split was a twelfth of a 200 MB snapshot).
+        // comparison (the split made a wide parent's snapshot three times
+        // slower: 643 against 200-233 ms for 300,000 children in the
+        // `state_machine` bench).
         children.sort_unstable_by(|&a, &b| nodes.get(b).path.cmp(&nodes.get(a).path));
         stack.extend(children);
     }

@@ -123,7 +123,8 @@ pub(crate) fn write_streamed(
         }
     };
     let data = map(&path).map_err(io_err)?;
-    let end = usize::try_from(start + len).expect("a mapped file fits in memory");
+    // The map holds the whole file, so its length fits in a usize.
+    let end = usize::try_from(start + len).expect("the map holds the data");
     Ok(Snapshot { meta, data: data.slice(start as usize..end) })
 }
 

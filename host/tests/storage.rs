@@ -206,7 +206,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 #[test]
-fn a_streamed_snapshot_is_the_file_a_buffered_one_makes_and_restores_mapped() {
+fn a_streamed_snapshot_is_the_file_a_buffered_one_makes_and_restores() {
     // Proves a snapshot streamed into its file in pieces is byte for byte
     // the file written from the same data in memory, that the snapshot it
     // returns holds that data, and that a restart restores it.

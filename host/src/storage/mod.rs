@@ -155,7 +155,7 @@ pub fn write_snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<(), Storag
 pub fn write_snapshot_streamed(
     dir: &Path,
     meta: SnapshotMeta,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<Snapshot, StorageError> {
     snapshot_file::write_streamed(dir, meta, 3, fill)
 }

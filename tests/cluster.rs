@@ -438,3 +438,16 @@ async fn sessions_sharing_one_connector_are_separate_sessions() {
     assert!(b.exists("/b").await.expect("exists /b").is_some(), "b's ephemeral went with a");
     b.create("/after", b"", CreateMode::Persistent).await.expect("b still writes");
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_runs_with_transparent_huge_pages_off() {
+    // Proves `warren serve` turns transparent huge pages off for itself,
+    // as the kernel reports it in /proc/PID/status once the member serves.
+    let cluster = Cluster::start("no-thp", 1);
+    cluster.client().await.create("/up", b"", CreateMode::Persistent).await.expect("serving");
+    let pid = cluster.procs[0].as_ref().expect("member 1 runs").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("THP_enabled line");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}

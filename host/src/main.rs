@@ -171,12 +171,12 @@ fn main() -> ExitCode {
 }
 
 /// Turns transparent huge pages off for this process (a member), as Redis
-/// advises for its own single event-loop thread: a member runs on one
+/// does for its own event loop (`disable-thp`): a member runs on one
 /// thread, and the first touch of a 2 MiB page stalls it while the kernel
 /// zeroes the page (~0.3 ms, and ~6 ms on a VM whose host backs freed guest
 /// memory again on first touch). mimalloc asks for huge pages for its
-/// arenas. With them off, members' write p99 fell from 25–31 ms to 20–24 ms
-/// at 64 clients (BENCHMARKS.md, "Changes"). Not fatal when refused.
+/// arenas. With them off, write p99 at 64 clients fell from 26–34 ms to
+/// 19–25 ms (BENCHMARKS.md, "Changes"). Not fatal when refused.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {

@@ -10,9 +10,9 @@
 //!
 //! A snapshot's data in memory is a read-only map of its file when this
 //! node took it or recovered it ([`write_streamed`], [`latest`]; one
-//! installed from the leader is held as its chunks assembled it): the state is streamed to the file as
-//! it is serialized, never gathered in a buffer of its own, and the pages
-//! are the page cache's. Gathering it cost a fresh, zeroed allocation the
+//! installed from the leader is held as its chunks assembled it): the
+//! state is streamed to the file as it is serialized, never gathered in a
+//! buffer of its own, and the pages are the page cache's. Gathering it cost a fresh, zeroed allocation the
 //! size of the snapshot each time (a sixth of the machine's CPU while a
 //! 200 MB snapshot was taken under creates) and that much resident memory
 //! for as long as the snapshot was the latest. The files are the node's

@@ -298,6 +298,64 @@ fn saved_snapshots_drop_the_log_tables_they_cover_and_keep_every_later_entry() {
     assert_eq!(restored.entries, entries(26, 30, 1));
 }
 
+/// The table files fjall has written under a data directory's log (fjall's
+/// own keyspace of settings among them).
+fn tables_in(dir: &Path) -> usize {
+    let keyspaces = std::fs::read_dir(dir.join("log").join("keyspaces")).unwrap();
+    keyspaces
+        .map(|keyspace| match std::fs::read_dir(keyspace.unwrap().path().join("tables")) {
+            Ok(tables) => tables.count(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Waits up to 30 s for fjall's flush, on threads of its own, to write a
+/// table under `dir` beyond its first `had`.
+fn await_a_table(dir: &Path, had: usize, who: &str) {
+    for _ in 0..600 {
+        if tables_in(dir) > had {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{who}'s log was never flushed to a table");
+}
+
+#[test]
+fn staggered_members_flush_their_logs_at_different_entries() {
+    // Proves that `stagger_flushes` moves a log's flushes: of three members
+    // given the same entries, the last flushes a third of a memtable in
+    // while the first holds them in memory until a whole memtable (16 MiB,
+    // below fjall's own bound of 32 MiB) is full.
+    let entry = |index: u64| LogEntry {
+        index: LogIndex(index),
+        term: Term(1),
+        time_ms: 0,
+        kind: EntryKind::Command(Bytes::from(vec![index as u8; 4096])),
+    };
+    let (first, last) = (temp(), temp());
+    let (mut a, _) = Storage::open(&first.0).unwrap();
+    a.stagger_flushes(0, 3);
+    let (mut c, _) = Storage::open(&last.0).unwrap();
+    c.stagger_flushes(2, 3);
+    let (had_a, had_c) = (tables_in(&first.0), tables_in(&last.0));
+    // ~8.5 MiB as fjall counts it: past a third of a memtable, short of one.
+    for from in (1..=2048).step_by(64) {
+        let batch: Vec<LogEntry> = (from..from + 64).map(entry).collect();
+        a.write(None, &batch).unwrap();
+        c.write(None, &batch).unwrap();
+    }
+    await_a_table(&last.0, had_c, "the last member");
+    assert_eq!(tables_in(&first.0), had_a, "the first member flushed as early as the last");
+    // ~19 MiB: past a whole memtable.
+    for from in (2049..=4608).step_by(64) {
+        let batch: Vec<LogEntry> = (from..from + 64).map(entry).collect();
+        a.write(None, &batch).unwrap();
+    }
+    await_a_table(&first.0, had_a, "the first member");
+}
+
 #[test]
 fn an_install_interrupted_after_the_snapshot_file_drops_the_old_history() {
     // Proves that a crash while installing a leader's snapshot (its file

@@ -25,7 +25,7 @@ use crate::consensus::{
 use crate::node::config::{NodeConfig, Timing};
 use crate::node::peer::PeerFrame;
 use crate::state::snapshot;
-use crate::storage::{self, Storage, state_entry};
+use crate::storage::{self, PreparedWrite, Storage, state_entry};
 use crate::{Command, Rearm, Response, StateMachine, Trigger, WatchTable};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -438,8 +438,7 @@ impl Core {
         if self.deferred.running.is_some() {
             self.pend(hard_state, entries);
         } else {
-            self.storage.write(hard_state, entries)?;
-            self.start_sync(entries, Vec::new());
+            self.start_write(hard_state, entries, Vec::new())?;
         }
         Ok(())
     }
@@ -468,23 +467,59 @@ impl Core {
         }
     }
 
-    /// Starts syncing what was written, up to the last of `entries`, with
-    /// the messages that wait for it; sends them now if there is nothing
-    /// to sync.
-    fn start_sync(&mut self, entries: &[LogEntry], messages: Vec<Message>) {
-        let Some(last) = entries.last() else {
+    /// Starts writing and syncing `entries` (and the hard state) on a
+    /// blocking thread, with the messages that wait for it; see
+    /// [`Core::prepare_write`] and [`Core::launch_write`].
+    fn start_write(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[LogEntry],
+        messages: Vec<Message>,
+    ) -> Result<(), CoreError> {
+        let write = self.prepare_write(hard_state, entries)?;
+        self.launch_write(write, entries, messages);
+        Ok(())
+    }
+
+    /// Builds the write of `entries` and the hard state; with no entries,
+    /// makes it here (a hard state alone is not synced).
+    fn prepare_write(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[LogEntry],
+    ) -> Result<Option<PreparedWrite>, CoreError> {
+        if entries.is_empty() {
+            if let Some(hard_state) = hard_state {
+                self.storage.write_hard_state(hard_state)?;
+            }
+            return Ok(None);
+        }
+        Ok(Some(self.storage.prepare(hard_state, entries)?))
+    }
+
+    /// Makes `write` (of `entries`) and syncs it on a blocking thread, and
+    /// sends `messages` when it is durable; with nothing to write, sends
+    /// them now. The write itself is made there too: it can wait on a
+    /// flush of the log (see `Storage::stagger_flushes`) while this thread
+    /// goes on, and a leader's followers commit meanwhile.
+    fn launch_write(
+        &mut self,
+        write: Option<PreparedWrite>,
+        entries: &[LogEntry],
+        messages: Vec<Message>,
+    ) {
+        let (Some(write), Some(last)) = (write, entries.last()) else {
             self.send_messages(messages);
             return;
         };
-        let syncer = self.storage.syncer();
-        let handle = tokio::task::spawn_blocking(move || syncer.sync());
+        let handle = tokio::task::spawn_blocking(move || write.write_and_sync());
         self.deferred.running =
             Some(RunningSync { handle, index: last.index, term: last.term, messages });
     }
 
-    /// The running sync ended (run between Readys): reports it, makes the
-    /// writes that waited for it, compacts the log if a snapshot waited,
-    /// and starts syncing those writes.
+    /// The running sync ended (run between Readys): reports it, compacts
+    /// the log if a snapshot waited, and starts the writes that waited for
+    /// it.
     fn sync_ended(
         &mut self,
         running: RunningSync,
@@ -493,11 +528,14 @@ impl Core {
         self.storage.synced(self.sync_result(result))?;
         self.raft.synced(running.index, running.term);
         self.send_messages(running.messages);
-        let pending = self.write_pending()?;
+        let pending = self.deferred.pending.take().unwrap_or_default();
+        let write = self.prepare_write(pending.hard_state.as_ref(), &pending.entries)?;
+        // After the pending writes are prepared (the store counts them as
+        // written), as before this sync's writes were split in two.
         if let Some(snapshot) = self.deferred.compact.take() {
             self.compact(snapshot);
         }
-        self.start_sync(&pending.entries, pending.messages);
+        self.launch_write(write, &pending.entries, pending.messages);
         Ok(())
     }
 

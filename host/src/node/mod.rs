@@ -54,7 +54,9 @@ pub enum NodeError {
 /// Runs a node until SIGINT or SIGTERM (clean stop) or a failure.
 pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let tls = Arc::new(Tls::load(&config.tls)?);
-    let (storage, restored) = Storage::open(&config.data_dir)?;
+    let (mut storage, restored) = Storage::open(&config.data_dir)?;
+    let place = config.peers.keys().filter(|&&peer| peer < config.id).count() as u64;
+    storage.stagger_flushes(place, config.peers.len() as u64 + 1);
     let sm = rebuild(&restored, config.limits, Some(&config.plugin_cache()))?;
     let endpoint = endpoint(&config, &tls)?;
 

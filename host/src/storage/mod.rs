@@ -33,8 +33,14 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 const HARD_STATE_KEY: &[u8] = b"hard_state";
-/// Bytes of log entries held in memory before they are flushed.
+/// Bytes of log entries (as fjall counts them) held in memory before the
+/// log's memtable is flushed to a table.
 const LOG_MEMTABLE: u64 = 16 << 20;
+/// The size at which fjall flushes the log's memtable by itself: a bound
+/// that [`Storage`]'s own, staggered flushes stay below. (fjall keeps a
+/// keyspace's options from its creation, so a log created before this
+/// flushes at [`LOG_MEMTABLE`] too, whichever comes first.)
+const LOG_MEMTABLE_MAX: u64 = 2 * LOG_MEMTABLE;
 
 /// The payload the crash test writes at `index`, so that a reader can
 /// check every recovered entry byte for byte.
@@ -96,6 +102,28 @@ impl Syncer {
     }
 }
 
+/// A write built by [`Storage::prepare`], to make on another thread.
+pub struct PreparedWrite {
+    batch: fjall::OwnedWriteBatch,
+    syncer: Syncer,
+}
+
+impl PreparedWrite {
+    /// Hands the write to the operating system, unsynced.
+    fn commit(self) -> Result<Syncer, StorageError> {
+        let PreparedWrite { batch, syncer } = self;
+        match batch.commit() {
+            Ok(()) => Ok(syncer),
+            Err(source) => Err(StorageError::Engine { dir: syncer.dir, source }),
+        }
+    }
+
+    /// Makes the write and syncs it (and everything written before it).
+    pub fn write_and_sync(self) -> Result<(), StorageError> {
+        self.commit()?.sync()
+    }
+}
+
 /// Removes the log entries a durable snapshot covers, from any thread (see
 /// [`Storage::log_dropper`]).
 ///
@@ -112,16 +140,14 @@ pub struct LogDropper {
 }
 
 impl LogDropper {
-    /// Flushes the log's memtable to a table, then deletes every table
-    /// whose entries all lie at or below `index`. Call it only once a
-    /// snapshot at `index` is durable. It may wait for a running compaction
-    /// of the log, so a node calls it off its core thread.
+    /// Deletes every table of the log whose entries all lie at or below
+    /// `index`. Call it only once a snapshot at `index` is durable. It may
+    /// wait for a running compaction of the log, so a node calls it off its
+    /// core thread. Entries still in the memtable stay until a later
+    /// snapshot: flushing it here would flush every member's log at the
+    /// same entry (see [`Storage::stagger_flushes`]).
     pub fn drop_through(&self, index: LogIndex) -> Result<(), StorageError> {
         let engine = |source| StorageError::Engine { dir: self.dir.clone(), source };
-        // Without the flush, the entries still in the memtable would wait
-        // a snapshot longer. (`rotate_memtable_and_wait` is fjall's hidden
-        // flush; fjall is pinned to one exact version.)
-        self.log.rotate_memtable_and_wait().map_err(engine)?;
         self.log.tree.drop_range(..=log_key(index)).map_err(|e| engine(e.into()))
     }
 }
@@ -138,6 +164,20 @@ pub struct Storage {
     first: LogIndex,
     last: LogIndex,
     poisoned: bool,
+    /// The log's memtable is flushed once it holds this many bytes.
+    flush_at: u64,
+    /// The thread that last started a flush of the log.
+    rotating: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Storage {
+    /// Waits for a flush being started, so that the store is closed when
+    /// this returns (it can be opened again at once).
+    fn drop(&mut self) {
+        if let Some(thread) = self.rotating.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Writes a snapshot file durably into `dir` (a [`Storage::snapshots_dir`])
@@ -186,8 +226,9 @@ impl Storage {
         // segment; they are read back only at a restart or for a lagging
         // follower. 16 MiB instead of fjall's 64 keeps ~100 MB less
         // resident per member (BENCHMARKS.md), for a flush every second or
-        // two under load.
-        let log_options = || KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE);
+        // two under load. `write` starts those flushes (see
+        // `stagger_flushes`); fjall's own bound is above them.
+        let log_options = || KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE_MAX);
         let log = db.keyspace("log", log_options).map_err(engine)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(engine)?;
         let snapshot = snapshot_file::latest(&dir.join("snapshots"))?;
@@ -200,6 +241,8 @@ impl Storage {
             first: LogIndex(1),
             last: LogIndex(0),
             poisoned: false,
+            flush_at: LOG_MEMTABLE,
+            rotating: None,
         };
         let hard_state = storage.recover_hard_state()?;
         let after =
@@ -215,6 +258,18 @@ impl Storage {
     /// The last stored log index (the snapshot's, when the log is empty).
     pub fn last_index(&self) -> LogIndex {
         self.last
+    }
+
+    /// Puts this replica's log flushes out of step with its peers': it is
+    /// `place` (from 0) of `places` members, and its first flush comes
+    /// `place / places` of a memtable early. Every member's log receives the
+    /// same entries, so without this all of them flush at the same entry,
+    /// and a flush stalls writes for a sync or two (fjall syncs its journal
+    /// and a new version file under the locks writes take): then no quorum
+    /// can acknowledge anything. Out of step, the others form one.
+    pub fn stagger_flushes(&mut self, place: u64, places: u64) {
+        let early = LOG_MEMTABLE / places.max(1) * (place % places.max(1));
+        self.flush_at = LOG_MEMTABLE - early;
     }
 
     /// Writes the hard state (if any) and entries (replacing every stored
@@ -238,9 +293,25 @@ impl Storage {
         hard_state: Option<&HardState>,
         entries: &[LogEntry],
     ) -> Result<(), StorageError> {
+        let result = self.prepare(hard_state, entries)?.commit();
+        self.poison_on_err(result).map(drop)
+    }
+
+    /// [`Storage::write`] in two steps: the batch is built now, and
+    /// written and synced by [`PreparedWrite::write_and_sync`], on another
+    /// thread (whose result goes to [`Storage::synced`]). The store counts
+    /// the entries as written from now on, so make one such write at a
+    /// time, each ended before the next write or sync starts.
+    pub fn prepare(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[LogEntry],
+    ) -> Result<PreparedWrite, StorageError> {
         self.check_poisoned()?;
+        if !entries.is_empty() {
+            self.maybe_flush();
+        }
         let mut batch = self.db.batch();
-        let mut last = self.last;
         if let (Some(first), Some(new_last)) = (entries.first(), entries.last()) {
             assert!(
                 first.index <= self.last.next(),
@@ -256,16 +327,43 @@ impl Storage {
             for entry in entries {
                 batch.insert(&self.log, log_key(entry.index), encode_entry(entry));
             }
-            last = new_last.index;
+            self.last = new_last.index;
         }
         if let Some(hs) = hard_state {
             batch.insert(&self.meta, HARD_STATE_KEY, encode_hard_state(hs));
         }
-        let result =
-            batch.commit().map_err(|source| StorageError::Engine { dir: self.dir.clone(), source });
-        self.poison_on_err(result)?;
-        self.last = last;
-        Ok(())
+        Ok(PreparedWrite { batch, syncer: self.syncer() })
+    }
+
+    /// Starts flushing the log's memtable once it holds `flush_at` bytes
+    /// (checked before each write of entries). Counting the memtable's own
+    /// size keeps the members' flushes as far apart as `stagger_flushes`
+    /// put them, whoever started the previous one. The rotation runs on a
+    /// thread of its own: besides swapping the memtable, fjall deletes the
+    /// journal and version files it no longer needs there, 30–45 ms under
+    /// load on our VM. The log's appends wait for that either way, but a
+    /// member's thread need not.
+    fn maybe_flush(&mut self) {
+        if self.rotating.as_ref().is_some_and(|thread| !thread.is_finished())
+            || self.log.tree.active_memtable().size() < self.flush_at
+        {
+            return;
+        }
+        self.flush_at = LOG_MEMTABLE;
+        let (log, dir) = (self.log.clone(), self.dir.clone());
+        let rotate = move || {
+            if let Err(e) = log.rotate_memtable() {
+                // fjall flushes by itself at `LOG_MEMTABLE_MAX`.
+                tracing::warn!("flushing the log in {} failed: {e}", dir.display());
+            }
+        };
+        match std::thread::Builder::new().name("warren-flush".into()).spawn(rotate) {
+            Ok(thread) => self.rotating = Some(thread),
+            Err(e) => tracing::warn!(
+                "cannot start a thread to flush the log in {}: {e}",
+                self.dir.display()
+            ),
+        }
     }
 
     /// Syncs everything written so far.
@@ -290,21 +388,24 @@ impl Storage {
     /// is the commit index, which need not survive a crash (see
     /// `Ready::must_sync`). The next sync makes it durable with the rest.
     pub fn write_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
-        self.check_poisoned()?;
-        let mut batch = self.db.batch();
-        batch.insert(&self.meta, HARD_STATE_KEY, encode_hard_state(hard_state));
-        let result =
-            batch.commit().map_err(|source| StorageError::Engine { dir: self.dir.clone(), source });
-        self.poison_on_err(result)
+        self.write(Some(hard_state), &[])
     }
 
     /// Saves a snapshot the state machine took (atomically, synced), keeps
-    /// the last few, and drops the log tables it covers.
+    /// the last few, flushes the log's memtable and drops the log tables
+    /// the snapshot covers.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.check_poisoned()?;
         let result = write_snapshot_file(&self.snapshots_dir(), snapshot);
         self.poison_on_err(result)?;
         self.snapshot_saved(snapshot.meta.index);
+        // `rotate_memtable_and_wait` is fjall's hidden flush; fjall is
+        // pinned to one exact version.
+        let result = self
+            .log
+            .rotate_memtable_and_wait()
+            .map_err(|source| StorageError::Engine { dir: self.dir.clone(), source });
+        self.poison_on_err(result)?;
         self.log_dropper().drop_through(snapshot.meta.index)
     }
 

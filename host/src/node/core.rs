@@ -530,8 +530,9 @@ impl Core {
         self.send_messages(running.messages);
         let pending = self.deferred.pending.take().unwrap_or_default();
         let write = self.prepare_write(pending.hard_state.as_ref(), &pending.entries)?;
-        // After the pending writes are prepared (the store counts them as
-        // written), as before this sync's writes were split in two.
+        // Compacted once the pending writes are prepared: the store counts
+        // them as written from then on, and compacting needs the writes
+        // that waited for this sync made first (see `snapshot_written`).
         if let Some(snapshot) = self.deferred.compact.take() {
             self.compact(snapshot);
         }

@@ -8,10 +8,10 @@
 //!
 //! Drive it from the node driver: [`Storage::open`] at start (it returns
 //! what the consensus core needs to restart), then [`Storage::persist`] for
-//! each Ready's hard state and entries (or [`Storage::write`] now and a
-//! [`Syncer`] on another thread, for a leader's deferred sync),
-//! [`Storage::save_snapshot`] when the state machine snapshots (the log
-//! below is then dropped, a table at a time: see [`LogDropper`]), and
+//! each Ready's hard state and entries (or [`Storage::prepare`] now and
+//! [`PreparedWrite::write_and_sync`] on another thread, for a deferred
+//! sync), [`Storage::save_snapshot`] when the state machine snapshots (the
+//! log below is then dropped, a table at a time: see [`LogDropper`]), and
 //! [`Storage::install_snapshot`] for a snapshot from the leader. At start,
 //! [`rebuild`] turns what was recovered into the state machine.
 
@@ -83,9 +83,8 @@ pub enum StorageError {
     Poisoned { dir: PathBuf },
 }
 
-/// Syncs what a [`Storage`] wrote, from another thread (see
-/// [`Storage::write`]).
-pub struct Syncer {
+/// Syncs what a [`Storage`] wrote, from any thread.
+struct Syncer {
     dir: PathBuf,
     db: Database,
 }
@@ -95,7 +94,7 @@ impl Syncer {
     /// written bytes and what reading them needs (size, block map) durable,
     /// but not timestamps. fjall preallocates and syncs each journal file
     /// when it creates it, and syncs the old one when it rotates.
-    pub fn sync(&self) -> Result<(), StorageError> {
+    fn sync(&self) -> Result<(), StorageError> {
         self.db
             .persist(PersistMode::SyncData)
             .map_err(|source| StorageError::Engine { dir: self.dir.clone(), source })
@@ -285,9 +284,8 @@ impl Storage {
     }
 
     /// What [`Storage::persist`] writes, handed to the operating system but
-    /// not synced: durable after the next [`Storage::sync`], or after a
-    /// [`Syncer`] taken afterwards synced and its result went to
-    /// [`Storage::synced`]. A write waits while a `Syncer` syncs.
+    /// not synced: durable after the next [`Storage::sync`] or
+    /// [`PreparedWrite::write_and_sync`]. A write waits while a sync runs.
     pub fn write(
         &mut self,
         hard_state: Option<&HardState>,
@@ -373,12 +371,12 @@ impl Storage {
         self.poison_on_err(result)
     }
 
-    /// A handle that syncs everything written so far, from another thread.
-    pub fn syncer(&self) -> Syncer {
+    fn syncer(&self) -> Syncer {
         Syncer { dir: self.dir.clone(), db: self.db.clone() }
     }
 
-    /// Takes a [`Syncer`]'s result: an error poisons the store.
+    /// Takes a [`PreparedWrite::write_and_sync`]'s result: an error
+    /// poisons the store.
     pub fn synced(&mut self, result: Result<(), StorageError>) -> Result<(), StorageError> {
         self.check_poisoned()?;
         self.poison_on_err(result)

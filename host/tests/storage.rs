@@ -1,8 +1,9 @@
 //! Storage on fjall through its public interface: round trips, suffix
-//! replacement, the directory lock, torn tails and corrupt records (written
-//! through fjall itself, and as bytes flipped or cut in fjall's files),
-//! snapshots with compaction, and a crash test that kills a real process
-//! appending to the log with SIGKILL at random moments.
+//! replacement, the directory lock, a creation cut short, torn tails and
+//! corrupt records (written through fjall itself, and as bytes flipped or
+//! cut in fjall's files), snapshots with compaction, and a crash test that
+//! kills a real process appending to the log with SIGKILL at random
+//! moments.
 
 use bytes::Bytes;
 use std::io::{BufRead, BufReader};
@@ -88,6 +89,27 @@ fn round_trip_and_suffix_replacement() {
         restored.hard_state,
         HardState { term: Term(2), vote: Some(NodeId(3)), commit: LogIndex(4) }
     );
+}
+
+#[test]
+fn a_store_whose_creation_a_crash_cut_short_opens_afresh() {
+    // Proves that a data dir left by a kill during the engine's first
+    // creation (its files but not its `version` file, as a SIGKILL a few
+    // milliseconds into a node's first start left here) opens as an empty
+    // store that keeps what is then written, instead of failing for good
+    // with "File exists".
+    let dir = temp();
+    let log = dir.0.join("log");
+    std::fs::create_dir_all(log.join("keyspaces")).unwrap();
+    std::fs::write(log.join("lock"), b"").unwrap();
+    std::fs::write(log.join("0.jnl"), b"").unwrap();
+    {
+        let (mut s, restored) = Storage::open(&dir.0).expect("open after a cut-short creation");
+        assert!(restored.entries.is_empty());
+        s.persist(None, &entries(1, 3, 1)).unwrap();
+    }
+    let (_, restored) = Storage::open(&dir.0).unwrap();
+    assert_eq!(restored.entries, entries(1, 3, 1));
 }
 
 #[test]

@@ -179,6 +179,20 @@ impl Drop for Storage {
     }
 }
 
+/// Removes `log_dir` if fjall's creation of it never finished, and says
+/// whether it did. fjall creates a database in steps and writes its
+/// `version` file last, synced with its directory; a crash before that
+/// (a node killed in its first milliseconds) leaves files that make every
+/// later open fail with "File exists". Such a directory holds nothing:
+/// nothing is written to a database before its creation returns.
+fn discard_unfinished_engine(log_dir: &Path) -> io::Result<bool> {
+    if !log_dir.try_exists()? || log_dir.join("version").try_exists()? {
+        return Ok(false);
+    }
+    std::fs::remove_dir_all(log_dir)?;
+    Ok(true)
+}
+
 /// Writes a snapshot file durably into `dir` (a [`Storage::snapshots_dir`])
 /// and keeps the newest three: what [`Storage::save_snapshot`] does first,
 /// callable from a thread of its own so applies go on meanwhile. Follow it
@@ -220,7 +234,14 @@ impl Storage {
             Err(TryLockError::Error(source)) => return Err(io_err(source)),
         }
         let engine = |source| StorageError::Engine { dir: dir.to_owned(), source };
-        let db = Database::builder(dir.join("log")).open().map_err(engine)?;
+        let log_dir = dir.join("log");
+        if discard_unfinished_engine(&log_dir).map_err(io_err)? {
+            tracing::warn!(
+                "removed {}: a crash had cut its creation short, before anything was stored in it",
+                log_dir.display()
+            );
+        }
+        let db = Database::builder(&log_dir).open().map_err(engine)?;
         // The log's memtable holds entries until they are flushed to a
         // segment; they are read back only at a restart or for a lagging
         // follower. 16 MiB instead of fjall's 64 keeps ~100 MB less

@@ -60,3 +60,29 @@ pub const WATCHES_PER_SESSION_MAX: usize = 100_000;
 
 /// Names one getChildren reply lists before the caller must page on.
 pub const CHILDREN_PER_REPLY_MAX: usize = 10_000;
+
+/// Requests one session may have waiting for answers on one server before
+/// new ones are refused as throttled (twice this and the connection is
+/// cut), so one client cannot hold unbounded memory there.
+pub const SESSION_REQUESTS_MAX: usize = 4096;
+
+/// Recent watch triggers a server keeps to replay, below a recursive watch,
+/// what a client missed while it moved to it (about 10 MB at most).
+pub const RECENT_TRIGGERS_MAX: usize = 100_000;
+
+/// How long a write forwarded to the leader may wait to be placed in its
+/// log before it fails (its outcome unknown if it was sent).
+pub const FORWARD_WAIT_MS_MAX: u64 = 5_000;
+
+/// Events queued for a node's driver before senders wait: the node-wide
+/// bound on work accepted and not yet handled.
+pub const NODE_EVENTS_MAX: usize = 65_536;
+
+/// Frames queued for one peer before new ones are dropped (consensus
+/// resends what matters; a peer that cannot keep up must not grow our
+/// memory).
+pub const PEER_FRAMES_MAX: usize = 4096;
+
+/// Frames waiting to be written to one client connection before it is cut
+/// off (its stream reset as too slow).
+pub const OUTBOX_FRAMES_MAX: usize = 16_384;

@@ -177,6 +177,8 @@ pub enum Refusal {
     Failed(Failure),
     #[error("the first frame must be a Hello")]
     NoHello,
+    #[error("this server is out of touch with the cluster's leader; try another server")]
+    NoLeader,
 }
 
 /// Why a server ended a stream.
@@ -196,6 +198,10 @@ pub enum Goodbye {
     Unavailable(String),
     #[error("the client sent a bad frame: {0}")]
     BadFrame(String),
+    /// The server lost contact with the leader: the session lives on, and
+    /// the client should move to another server at once.
+    #[error("the server lost contact with the cluster's leader; connect to another")]
+    NoLeader,
 }
 
 /// A successful answer.

@@ -325,6 +325,29 @@ impl Raft {
         self.progress.get(&id).map(|p| p.matched)
     }
 
+    /// Leader: how many ticks ago it last heard from a quorum (itself
+    /// included), the silence check-quorum steps down on; `None` unless it
+    /// leads.
+    pub fn quorum_silent_ticks(&self) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let now = self.leader_ticks;
+        let mut ago: Vec<u64> = self
+            .membership
+            .voters()
+            .map(|v| {
+                if v == self.id() {
+                    0
+                } else {
+                    self.progress.get(&v).map_or(u64::MAX, |p| now.saturating_sub(p.last_heard))
+                }
+            })
+            .collect();
+        ago.sort_unstable();
+        ago.get(self.membership.quorum().saturating_sub(1)).copied()
+    }
+
     // ---- Input.
 
     /// One tick of logical time; `now_ms` is the driver's clock, used only

@@ -1,38 +1,37 @@
 //! A running node (`warren serve`): the pure cores behind a driver.
 //!
 //! - `config` — the node's configuration file, checked at start.
-//! - `core` — the core task: consensus, state machine, storage, sessions
-//!   and watches, fed by one queue.
+//! - `engine` — the node engine: every decision, no I/O (the simulator
+//!   drives it too).
+//! - `driver` — the tokio driver of the engine: sockets, disk, timers.
 //! - `peer` — links between members over QUIC.
-//! - `server` — client connections over QUIC.
+//! - `server` — Warren's client front end over QUIC.
 //!
 //! [`serve`] opens the data directory (recovering it), rebuilds the state
 //! machine, binds one UDP endpoint for both peers and clients (told apart by
-//! ALPN, both with mutual TLS), starts the core and a ticker, and runs
-//! until the process is told to stop or the core fails. `warren serve`
-//! runs it on a current-thread runtime (see `core`).
+//! ALPN, both with mutual TLS), starts the driver and a ticker, and runs
+//! until the process is told to stop or the driver fails. `warren serve`
+//! runs it on a current-thread runtime (see `driver`).
 
 pub mod config;
-pub(crate) mod core;
+pub(crate) mod driver;
+pub mod engine;
 pub mod peer;
 pub(crate) mod server;
 
 pub use config::{ConfigError, NodeConfig, Timing};
-pub use core::CoreError;
+pub use driver::DriverError;
 
 use crate::storage::{RestartError, Storage, StorageError, rebuild};
 use crate::tls::{self, Tls, TlsError};
-use core::{Core, Input};
+use driver::{Driver, Event};
+use engine::Input;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
-
-/// Inputs queued for the core before senders wait: the node-wide bound on
-/// work accepted and not yet handled.
-const CORE_QUEUE: usize = 65_536;
 
 /// Why a node could not start or stopped.
 #[derive(Debug, Error)]
@@ -46,8 +45,8 @@ pub enum NodeError {
     #[error("cannot listen on {addr}: {source}; is another process using the port?")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("{0}")]
-    Core(#[from] CoreError),
-    #[error("the node's core stopped unexpectedly: {0}")]
+    Driver(#[from] DriverError),
+    #[error("the node's driver stopped unexpectedly: {0}")]
     Crashed(String),
 }
 
@@ -60,10 +59,10 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let sm = rebuild(&restored, config.limits, Some(&config.plugin_cache()))?;
     let endpoint = endpoint(&config, &tls)?;
 
-    let (inputs_tx, inputs) = mpsc::channel(CORE_QUEUE);
+    let (inputs_tx, inputs) = mpsc::channel(crate::limits::NODE_EVENTS_MAX);
     let mut peers = BTreeMap::new();
     for (&id, &addr) in &config.peers {
-        let (tx, rx) = mpsc::channel(peer::PEER_QUEUE);
+        let (tx, rx) = mpsc::channel(crate::limits::PEER_FRAMES_MAX);
         peers.insert(id, tx);
         tokio::spawn(peer::link(
             endpoint.clone(),
@@ -74,8 +73,8 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             rx,
         ));
     }
-    let core = Core::new(&config, storage, restored, sm, inputs, inputs_tx.clone(), peers);
-    let mut core = tokio::spawn(core.run());
+    let driver = Driver::new(&config, storage, restored, sm, inputs, inputs_tx.clone(), peers);
+    let mut core = tokio::spawn(driver.run());
 
     let tick = Duration::from_millis(config.timing.tick_ms);
     let ticker = inputs_tx.clone();
@@ -84,7 +83,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            if ticker.send(Input::Tick).await.is_err() {
+            if ticker.send(Event::Input(Input::Tick)).await.is_err() {
                 return;
             }
         }
@@ -138,7 +137,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         () = stop => {
             // The core finishes the round it is in (what it synced stays
             // synced) and lets the storage go.
-            let _ = inputs_tx.send(Input::Stop).await;
+            let _ = inputs_tx.send(Event::Stop).await;
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut core).await;
             endpoint.close(0u32.into(), b"shutting down");
             // Give the close a moment to reach peers and clients; nothing

@@ -9,39 +9,15 @@
 //! read by [`serve_incoming`]: the announced id must be the one the
 //! certificate names, else the stream is refused.
 
-use crate::consensus::Message;
-use crate::node::core::Input;
+pub use crate::node::engine::PeerFrame;
+
+use crate::node::driver::Event;
+use crate::node::engine::Input;
 use crate::tls::{self, ALPN_PEER};
-use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use warren_client::SessionId;
 use warren_client::frame::{self, FRAME_BYTES_MAX, FrameReader};
-
-/// Frames queued per peer before new ones are dropped.
-pub(crate) const PEER_QUEUE: usize = 4096;
-
-/// What members send each other.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum PeerFrame {
-    /// The first frame of a stream: who is speaking.
-    Hello { from: u64 },
-    /// A consensus message.
-    Raft(Message),
-    /// A follower hands the leader an encoded command to propose.
-    Forward {
-        id: u64,
-        #[serde(with = "serde_bytes")]
-        command: Vec<u8>,
-    },
-    /// The leader's answer: the index and term the command was proposed
-    /// at, or that it does not lead (and who it thinks does).
-    Forwarded { id: u64, result: Result<(u64, u64), Option<u64>> },
-    /// Sessions whose clients this member heard from since its last touch,
-    /// for the leader's expiry clock.
-    Touch { sessions: Vec<SessionId> },
-}
 
 /// Keeps a link to peer `id` at `addr` and sends it what arrives on `rx`.
 pub(crate) async fn link(
@@ -101,7 +77,7 @@ pub(crate) async fn link(
 pub(crate) async fn serve_incoming(
     conn: quinn::Connection,
     members: Vec<u64>,
-    core: mpsc::Sender<Input>,
+    core: mpsc::Sender<Event>,
 ) {
     let peer = match tls::peer_node_id(&conn) {
         Ok(id) if members.contains(&id) => id,
@@ -139,7 +115,8 @@ pub(crate) async fn serve_incoming(
                         return;
                     }
                     Ok(Some(frame)) => {
-                        if core.send(Input::Peer { from: peer, frame }).await.is_err() {
+                        let input = Event::Input(Input::Peer { from: peer, frame });
+                        if core.send(input).await.is_err() {
                             return;
                         }
                     }

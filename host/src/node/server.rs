@@ -1,20 +1,24 @@
-//! Client connections (ALPN `warren-client/1`): every bidirectional stream
-//! is one session. A reader hands the stream's frames to the core; a writer
-//! sends what the core queued for it, in order, several frames per write.
-//! The identity x509 ACLs see is the subject of the client's certificate.
+//! Warren's own front end (ALPN `warren-client/1`): every bidirectional
+//! stream is one session. A reader turns the stream's frames into the
+//! session layer's inputs; a writer sends what the engine queued for it,
+//! in order, several frames per write. The identity x509 ACLs see is the
+//! subject of the client's certificate.
 
-use crate::node::core::{ConnId, Input, OUTBOX_FRAMES, Outbox};
+use crate::limits::OUTBOX_FRAMES_MAX;
+use crate::node::driver::{Event, Outbox};
+use crate::node::engine::{ConnId, Input, SessionIn};
 use crate::tls;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
+use warren_client::Id;
 use warren_client::frame::{self, FRAME_BYTES_MAX, FrameReader};
 use warren_client::wire::{ClientFrame, Refusal, ServerFrame};
 
 /// Serves the session streams of one client connection.
 pub(crate) async fn serve_client(
     conn: quinn::Connection,
-    core: mpsc::Sender<Input>,
+    core: mpsc::Sender<Event>,
     ids: Arc<AtomicU64>,
 ) {
     let identity = match tls::peer_identity(&conn) {
@@ -34,7 +38,7 @@ async fn session_stream(
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
     identity: String,
-    core: mpsc::Sender<Input>,
+    core: mpsc::Sender<Event>,
     id: ConnId,
 ) {
     // Requests are small: a session's buffer starts at 4 KiB and grows only
@@ -48,10 +52,15 @@ async fn session_stream(
             return;
         }
     };
-    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
+    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES_MAX);
     let overflowed = Arc::new(Notify::new());
     let outbox = Outbox { tx, overflowed: overflowed.clone() };
-    if core.send(Input::Open { conn: id, identity, hello, outbox }).await.is_err() {
+    if core.send(Event::Connected { conn: id, outbox }).await.is_err() {
+        return;
+    }
+    let identity = Id::x509(identity);
+    let open = SessionIn::Open { conn: id, identity, hello };
+    if core.send(Event::Input(Input::Session(open))).await.is_err() {
         return;
     }
     let mut writer = tokio::spawn(write_frames(send, rx, overflowed));
@@ -59,7 +68,17 @@ async fn session_stream(
         tokio::select! {
             read = recv.next::<ClientFrame>() => match read {
                 Ok(Some(frame)) => {
-                    if core.send(Input::Client { conn: id, frame }).await.is_err() {
+                    let input = match frame {
+                        ClientFrame::Request { xid, request } => {
+                            SessionIn::Request { conn: id, xid, request }
+                        }
+                        ClientFrame::Ping => SessionIn::Ping { conn: id },
+                        ClientFrame::Close => SessionIn::Close { conn: id },
+                        ClientFrame::Hello(_) => {
+                            SessionIn::Bad { conn: id, why: "a second Hello".into() }
+                        }
+                    };
+                    if core.send(Event::Input(Input::Session(input))).await.is_err() {
                         break;
                     }
                 }
@@ -72,7 +91,7 @@ async fn session_stream(
             _ = &mut writer => break,
         }
     }
-    let _ = core.send(Input::Gone { conn: id }).await;
+    let _ = core.send(Event::Input(Input::Session(SessionIn::Gone { conn: id }))).await;
 }
 
 /// The stream reset code of a client that read too slowly.

@@ -121,6 +121,24 @@ impl PreparedWrite {
     pub fn write_and_sync(self) -> Result<(), StorageError> {
         self.commit()?.sync()
     }
+
+    /// Makes the writes in order, then syncs once: for a driver that built
+    /// several writes while a sync ran (see [`Storage::prepare`]).
+    pub fn write_all_and_sync(writes: Vec<PreparedWrite>) -> Result<(), StorageError> {
+        let mut syncer = None;
+        for write in writes {
+            syncer = Some(write.commit()?);
+        }
+        match syncer {
+            Some(syncer) => syncer.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the write, unsynced: durable after the next sync.
+    pub fn write(self) -> Result<(), StorageError> {
+        self.commit().map(drop)
+    }
 }
 
 /// Removes the log entries a durable snapshot covers, from any thread (see

@@ -1,0 +1,164 @@
+//! Writes on their way through the log: proposed here (a leader's), or
+//! forwarded to the leader, which answers with the (index, term) it
+//! proposed them at. Either way the member answers its client when it
+//! applies that index: with the state machine's reply if the entry there
+//! has that term, else as never applied. A forward not yet placed fails
+//! after [`FORWARD_WAIT_MS_MAX`]; one the leader placed waits for its
+//! index, unless the member loses its leader (the engine then fails it as
+//! an unknown outcome).
+
+use super::{Engine, Output, Waiter};
+use crate::Command;
+use crate::consensus::{LogIndex, ProposeError, Role};
+use crate::limits::FORWARD_WAIT_MS_MAX;
+use crate::node::engine::PeerFrame;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use warren_client::wire::Failure;
+
+/// A write sent to the leader, not yet placed in its log.
+struct Forward {
+    waiter: Waiter,
+    command: Bytes,
+    /// The leader it was sent to, if it was.
+    sent_to: Option<u64>,
+    deadline_ms: u64,
+}
+
+/// Proposed and forwarded writes. See the module docs.
+#[derive(Default)]
+pub(super) struct Proposals {
+    /// Placed commands by index, with the term they were proposed in.
+    placed: BTreeMap<LogIndex, (Waiter, u64)>,
+    forwards: BTreeMap<u64, Forward>,
+    next_forward: u64,
+    /// Writes handed to a leader since start (for the simulator's report).
+    pub forwarded: u64,
+}
+
+impl Proposals {
+    /// The waiter of the entry at `index`, if this member placed one there,
+    /// and whether the entry's term is the one it was proposed in.
+    pub fn take(&mut self, index: LogIndex, term: u64) -> Option<(Waiter, bool)> {
+        self.placed.remove(&index).map(|(waiter, proposed)| (waiter, proposed == term))
+    }
+
+    /// Forgets placed writes up to `index` (a snapshot covered them: their
+    /// outcome cannot be seen here).
+    pub fn forget_through(&mut self, index: LogIndex) -> Vec<Waiter> {
+        let rest = self.placed.split_off(&index.next());
+        std::mem::replace(&mut self.placed, rest).into_values().map(|(w, _)| w).collect()
+    }
+
+    /// Every write still waiting, placed or not: the member lost its leader.
+    pub fn drain(&mut self) -> Vec<Waiter> {
+        let placed = std::mem::take(&mut self.placed).into_values().map(|(w, _)| w);
+        let forwards = std::mem::take(&mut self.forwards).into_values().map(|f| f.waiter);
+        placed.chain(forwards).collect()
+    }
+}
+
+impl Engine {
+    /// Proposes `command` for `waiter`: here if this member leads, else
+    /// through the leader.
+    pub(super) fn propose(&mut self, waiter: Waiter, command: Command) {
+        let bytes = Bytes::from(command.encode());
+        let stamp = self.stamps.stamp(self.now);
+        match self.raft.propose(bytes.clone(), stamp) {
+            Ok(index) => {
+                self.proposals.placed.insert(index, (waiter, self.raft.term().0));
+            }
+            Err(ProposeError::NotLeader { .. }) | Err(ProposeError::Transferring) => {
+                let id = self.proposals.next_forward;
+                self.proposals.next_forward += 1;
+                let deadline_ms = self.now.mono_ms + FORWARD_WAIT_MS_MAX;
+                let forward = Forward { waiter, command: bytes, sent_to: None, deadline_ms };
+                self.proposals.forwards.insert(id, forward);
+                self.send_forward(id);
+            }
+        }
+    }
+
+    fn send_forward(&mut self, id: u64) {
+        let Some(leader) = self.raft.leader().map(|l| l.0).filter(|&l| l != self.id) else {
+            return;
+        };
+        let Some(forward) = self.proposals.forwards.get_mut(&id) else { return };
+        forward.sent_to = Some(leader);
+        self.proposals.forwarded += 1;
+        let frame = PeerFrame::Forward { id, command: forward.command.to_vec() };
+        self.out.push(Output::Peer { to: leader, frame });
+    }
+
+    /// Leader: a follower forwards a command.
+    pub(super) fn forwarded_command(&mut self, from: u64, id: u64, command: Vec<u8>) {
+        let stamp = self.stamps.stamp(self.now);
+        let result = match self.raft.propose(Bytes::from(command), stamp) {
+            // The follower that asked answers its client.
+            Ok(index) => Ok((index.0, self.raft.term().0)),
+            Err(ProposeError::NotLeader { leader }) => Err(leader.map(|l| l.0)),
+            Err(ProposeError::Transferring) => Err(None),
+        };
+        self.out.push(Output::Peer { to: from, frame: PeerFrame::Forwarded { id, result } });
+    }
+
+    /// The leader placed (or refused) a forwarded command.
+    pub(super) fn forward_answered(&mut self, id: u64, result: Result<(u64, u64), Option<u64>>) {
+        let Some(forward) = self.proposals.forwards.remove(&id) else { return };
+        match result {
+            Ok((index, term)) => {
+                self.proposals.placed.insert(LogIndex(index), (forward.waiter, term));
+            }
+            Err(_) => {
+                // Not the leader after all: try again when one is known,
+                // until the deadline.
+                let forward = Forward { sent_to: None, ..forward };
+                self.proposals.forwards.insert(id, forward);
+            }
+        }
+    }
+
+    /// Each tick: sends forwards waiting for a leader, proposes them if
+    /// this member now leads, and fails those too old or sent to a leader
+    /// that is no longer the leader (it may or may not have placed them:
+    /// the outcome is unknown).
+    pub(super) fn tick_forwards(&mut self) {
+        let ids: Vec<u64> = self.proposals.forwards.keys().copied().collect();
+        let current = self.raft.leader().map(|l| l.0);
+        let leader = self.raft.role() == Role::Leader;
+        for id in ids {
+            let Some(f) = self.proposals.forwards.get(&id) else { continue };
+            let deposed = f.sent_to.is_some_and(|to| current.is_some_and(|c| c != to));
+            if f.deadline_ms <= self.now.mono_ms || deposed {
+                let Some(f) = self.proposals.forwards.remove(&id) else { continue };
+                let failure = match (f.sent_to, deposed) {
+                    (Some(_), true) => Failure::OutcomeUnknown {
+                        why: "the leader changed before it answered".into(),
+                    },
+                    (Some(_), false) => {
+                        Failure::OutcomeUnknown { why: "the leader did not answer in time".into() }
+                    }
+                    (None, _) => Failure::Unavailable { why: "no leader was reachable".into() },
+                };
+                self.fail(f.waiter, failure);
+            } else if f.sent_to.is_none() {
+                if leader {
+                    let Some(f) = self.proposals.forwards.remove(&id) else { continue };
+                    let stamp = self.stamps.stamp(self.now);
+                    match self.raft.propose(f.command, stamp) {
+                        Ok(index) => {
+                            let term = self.raft.term().0;
+                            self.proposals.placed.insert(index, (f.waiter, term));
+                        }
+                        Err(_) => {
+                            let why = "leadership is moving".to_string();
+                            self.fail(f.waiter, Failure::Unavailable { why });
+                        }
+                    }
+                } else {
+                    self.send_forward(id);
+                }
+            }
+        }
+    }
+}

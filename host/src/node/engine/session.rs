@@ -1,0 +1,597 @@
+//! The session layer: connections and the sessions attached to them, in
+//! protocol-neutral terms ([`SessionIn`] in, `ServerFrame`s out), so that
+//! every front end (Warren's CBOR over QUIC, ZooKeeper's jute) shares one
+//! set of session rules.
+//!
+//! Per local session a FIFO of slots (a write waiting for its index, a read
+//! waiting to reach the front or for its read index, a done answer), so
+//! answers leave in request order and an event always before an answer
+//! that reflects its change. Opening proposes a session; resuming checks
+//! the session lives and that this member has applied what the client saw,
+//! re-arms its watches (firing what changed meanwhile) and replays, below
+//! its recursive watches, the recent triggers it missed while it moved.
+
+use super::{Engine, Output, Waiter};
+use crate::consensus::{LogIndex, ReadState};
+use crate::limits::{RECENT_TRIGGERS_MAX, SESSION_REQUESTS_MAX};
+use crate::rng::SplitMix64;
+use crate::{Command, Rearm, Response, StateMachine, Trigger};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use warren_client::wire::{
+    Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, ServerStatus, Welcome,
+};
+use warren_client::{EventType, Id, SessionId, WatchKind, WatchedEvent, Zxid};
+
+/// A client connection (one session at most), named by its driver.
+pub type ConnId = u64;
+
+/// What a front end tells the session layer.
+#[derive(Debug)]
+pub enum SessionIn {
+    /// A connection asks to open a session or resume one; `identity` is
+    /// what the transport proved (the certificate's subject).
+    Open {
+        conn: ConnId,
+        identity: Id,
+        hello: Hello,
+    },
+    Request {
+        conn: ConnId,
+        xid: u64,
+        request: Request,
+    },
+    Ping {
+        conn: ConnId,
+    },
+    /// Close the session: its ephemerals go.
+    Close {
+        conn: ConnId,
+    },
+    /// The front end could not make sense of what the client sent.
+    Bad {
+        conn: ConnId,
+        why: String,
+    },
+    /// The connection ended.
+    Gone {
+        conn: ConnId,
+    },
+}
+
+struct Conn {
+    identity: Id,
+    session: Option<SessionId>,
+}
+
+/// A session connected to this member, with its answers in request order.
+struct Local {
+    conn: ConnId,
+    queue: VecDeque<Slot>,
+}
+
+struct Slot {
+    xid: u64,
+    state: SlotState,
+}
+
+enum SlotState {
+    /// A write on its way through the log.
+    Write,
+    /// A read to run when it reaches the front.
+    Read(Request),
+    /// A linearizable read or sync, waiting for its read index.
+    ReadIndex(Request),
+    /// ... then for this member to apply up to the index.
+    ReadAt(Request, LogIndex),
+    Done(Result<Answer, Failure>),
+}
+
+/// The session layer's state. See the module docs.
+pub(super) struct Sessions {
+    conns: BTreeMap<ConnId, Conn>,
+    locals: BTreeMap<SessionId, Local>,
+    /// Read-index requests by context.
+    reads: HashMap<u64, (SessionId, u64)>,
+    next_ctx: u64,
+    /// The latest triggers applied here, oldest first: every trigger after
+    /// `recent_floor`.
+    recent: VecDeque<Trigger>,
+    recent_floor: Zxid,
+    #[allow(dead_code)]
+    rng: SplitMix64,
+}
+
+impl Sessions {
+    pub fn new(applied: Zxid, seed: u64) -> Sessions {
+        Sessions {
+            conns: BTreeMap::new(),
+            locals: BTreeMap::new(),
+            reads: HashMap::new(),
+            next_ctx: 1,
+            recent: VecDeque::new(),
+            recent_floor: applied,
+            rng: SplitMix64::new(seed),
+        }
+    }
+
+    pub fn local_ids(&self) -> Vec<SessionId> {
+        self.locals.keys().copied().collect()
+    }
+
+    /// The state was replaced from a snapshot at `applied`: nothing before
+    /// it can be replayed.
+    pub fn reset_recent(&mut self, applied: Zxid) {
+        self.recent.clear();
+        self.recent_floor = applied;
+    }
+}
+
+impl Engine {
+    pub(super) fn session_input(&mut self, input: SessionIn) {
+        match input {
+            SessionIn::Open { conn, identity, hello } => {
+                self.sessions.conns.insert(conn, Conn { identity, session: None });
+                self.open(conn, hello);
+            }
+            SessionIn::Request { conn, xid, request } => {
+                if let Some(session) = self.heard(conn) {
+                    self.request(session, conn, xid, request);
+                }
+            }
+            SessionIn::Ping { conn } => {
+                if self.heard(conn).is_some() {
+                    self.out.push(Output::Session { conn, frame: ServerFrame::Pong });
+                }
+            }
+            SessionIn::Close { conn } => {
+                if let Some(session) = self.heard(conn) {
+                    self.propose(Waiter::Close { session }, Command::CloseSession { session });
+                }
+            }
+            SessionIn::Bad { conn, why } => self.drop_conn(conn, Some(Goodbye::BadFrame(why))),
+            SessionIn::Gone { conn } => self.gone(conn),
+        }
+    }
+
+    /// The session of `conn`, marked as heard from.
+    fn heard(&mut self, conn: ConnId) -> Option<SessionId> {
+        let session = self.sessions.conns.get(&conn)?.session?;
+        self.expiry.heard(session);
+        Some(session)
+    }
+
+    fn open(&mut self, conn: ConnId, hello: Hello) {
+        let Some(c) = self.sessions.conns.get(&conn) else { return };
+        let identity = c.identity.clone();
+        let applied = self.applied_zxid();
+        let Some(session) = hello.session else {
+            // Proposed through the leader once one is known (the forward
+            // fails if none is in time): a cluster starting up opens
+            // sessions as soon as it elects one.
+            let t = self.options.timing;
+            let timeout_ms =
+                hello.timeout_ms.clamp(t.session_timeout_min_ms, t.session_timeout_max_ms);
+            let command = Command::CreateSession { timeout_ms, auth: vec![identity] };
+            self.propose(Waiter::Open { conn }, command);
+            return;
+        };
+        let refusal = if self.shedding {
+            // A session moving here would wait for a leader this member
+            // cannot reach: it should go on to another.
+            Some(Refusal::NoLeader)
+        } else if hello.last_zxid > applied {
+            Some(Refusal::Behind { server: applied, client: hello.last_zxid })
+        } else {
+            match self.sm.session(session) {
+                None => Some(Refusal::Expired { session }),
+                Some(s) if !s.auth.contains(&identity) => Some(Refusal::NotOwner { session }),
+                Some(_) => None,
+            }
+        };
+        if let Some(refusal) = refusal {
+            self.refuse(conn, refusal);
+            return;
+        }
+        // The session moves here: a connection of it already here is
+        // replaced.
+        if let Some(old) = self.sessions.locals.remove(&session) {
+            if let Some(old_conn) = self.sessions.conns.get_mut(&old.conn) {
+                old_conn.session = None;
+            }
+            self.drop_conn(old.conn, None);
+        }
+        self.watches.remove_session(session);
+        let w = &hello.watches;
+        let rearm = Rearm {
+            last_zxid: hello.last_zxid,
+            data: w.data.clone(),
+            exist: w.exist.clone(),
+            child: w.child.clone(),
+            persistent: w.persistent.clone(),
+            recursive: w.recursive.clone(),
+        };
+        let mut events = self.watches.rearm(session, &rearm, &self.sm);
+        if let Ok(events) = &mut events {
+            events.extend(self.missed_below(session, &hello));
+        }
+        match events {
+            Ok(events) => self.welcome(conn, session, applied, events),
+            Err(e) => self.drop_conn(conn, Some(Goodbye::BadFrame(e.to_string()))),
+        }
+    }
+
+    fn refuse(&mut self, conn: ConnId, refusal: Refusal) {
+        self.sessions.conns.remove(&conn);
+        self.out.push(Output::Session { conn, frame: ServerFrame::Refused(refusal) });
+        self.out.push(Output::Close { conn });
+    }
+
+    /// Attaches `session` to `conn`, welcomes it, and sends the events its
+    /// re-armed watches fired.
+    fn welcome(&mut self, conn: ConnId, session: SessionId, zxid: Zxid, events: Vec<WatchedEvent>) {
+        let Some(c) = self.sessions.conns.get_mut(&conn) else { return };
+        c.session = Some(session);
+        let timeout_ms = self.sm.session(session).map_or(0, |s| s.timeout_ms);
+        let welcome = Welcome { session, timeout_ms, server: self.id, zxid };
+        self.out.push(Output::Session { conn, frame: ServerFrame::Welcome(welcome) });
+        self.counters.events += events.len() as u64;
+        for event in events {
+            self.out.push(Output::Session { conn, frame: ServerFrame::Event(event) });
+        }
+        self.sessions.locals.insert(session, Local { conn, queue: VecDeque::new() });
+        self.expiry.heard(session);
+    }
+
+    /// Changes below the session's recursive watches (their roots are
+    /// re-armed by the watch table) made after the client's last zxid, from
+    /// the recent triggers, when they reach back that far.
+    fn missed_below(&self, session: SessionId, hello: &Hello) -> Vec<WatchedEvent> {
+        let since = hello.last_zxid;
+        let recent = &self.sessions;
+        if hello.watches.recursive.is_empty() || since < recent.recent_floor {
+            return Vec::new();
+        }
+        let Some(auth) = self.sm.session(session).map(|s| s.auth.clone()) else {
+            return Vec::new();
+        };
+        recent
+            .recent
+            .iter()
+            .filter(|t| t.zxid > since && t.event != EventType::NodeChildrenChanged)
+            .filter(|t| {
+                hello
+                    .watches
+                    .recursive
+                    .iter()
+                    .any(|root| *t.path != **root && warren_client::path_is_under(&t.path, root))
+            })
+            .filter(|t| StateMachine::may_read(&t.acl, &auth))
+            .map(|t| WatchedEvent { event: t.event, path: t.path.to_string(), zxid: t.zxid })
+            .collect()
+    }
+
+    fn request(&mut self, session: SessionId, conn: ConnId, xid: u64, request: Request) {
+        let Some(local) = self.sessions.locals.get_mut(&session) else { return };
+        if local.queue.len() >= 2 * SESSION_REQUESTS_MAX {
+            let pending = 2 * SESSION_REQUESTS_MAX;
+            self.drop_conn(conn, Some(Goodbye::TooSlow { pending }));
+            return;
+        }
+        if local.queue.len() >= SESSION_REQUESTS_MAX {
+            let failure = Failure::Throttled { max: SESSION_REQUESTS_MAX };
+            local.queue.push_back(Slot { xid, state: SlotState::Done(Err(failure)) });
+            self.flush(session);
+            return;
+        }
+        match request {
+            Request::Write(op) => {
+                local.queue.push_back(Slot { xid, state: SlotState::Write });
+                self.propose(Waiter::Request { session, xid }, Command::Request { session, op });
+            }
+            request @ (Request::Sync { .. } | Request::Read { linearizable: true, .. }) => {
+                local.queue.push_back(Slot { xid, state: SlotState::ReadIndex(request) });
+                let ctx = self.sessions.next_ctx;
+                self.sessions.next_ctx += 1;
+                self.sessions.reads.insert(ctx, (session, xid));
+                self.raft.read_index(ctx);
+            }
+            request => {
+                local.queue.push_back(Slot { xid, state: SlotState::Read(request) });
+                self.flush(session);
+            }
+        }
+    }
+
+    /// A connection ended: its session stays (until it expires or the
+    /// client comes back), its watches here go.
+    fn gone(&mut self, conn: ConnId) {
+        let Some(c) = self.sessions.conns.remove(&conn) else { return };
+        if let Some(session) = c.session
+            && self.sessions.locals.get(&session).is_some_and(|l| l.conn == conn)
+        {
+            self.sessions.locals.remove(&session);
+            self.watches.remove_session(session);
+            self.expiry.forget_local(session);
+        }
+    }
+
+    /// Ends a connection from this side, telling it why.
+    fn drop_conn(&mut self, conn: ConnId, why: Option<Goodbye>) {
+        if let Some(why) = why {
+            self.out.push(Output::Session { conn, frame: ServerFrame::Goodbye(why) });
+        }
+        if self.sessions.conns.contains_key(&conn) {
+            self.out.push(Output::Close { conn });
+        }
+        self.gone(conn);
+    }
+
+    /// Every local session is told to move (this member lost its leader),
+    /// and every write waiting here fails: its outcome is unknown.
+    pub(super) fn shed_sessions(&mut self) {
+        for waiter in self.proposals.drain() {
+            let why = "this server lost contact with the leader".to_string();
+            self.fail(waiter, Failure::OutcomeUnknown { why });
+        }
+        let conns: Vec<ConnId> = self.sessions.conns.keys().copied().collect();
+        for conn in conns {
+            self.drop_conn(conn, Some(Goodbye::NoLeader));
+        }
+    }
+
+    /// The state was replaced by a snapshot: every connection is asked to
+    /// reconnect, which re-arms its watches against the new state.
+    pub(super) fn resync_sessions(&mut self) {
+        let conns: Vec<ConnId> = self.sessions.conns.keys().copied().collect();
+        for conn in conns {
+            self.drop_conn(conn, Some(Goodbye::Resync));
+        }
+    }
+
+    /// A session ended (closed or expired) by an applied entry.
+    pub(super) fn session_ended(&mut self, session: SessionId) {
+        self.watches.remove_session(session);
+        if let Some(local) = self.sessions.locals.remove(&session) {
+            self.expiry.forget_local(session);
+            if let Some(conn) = self.sessions.conns.get_mut(&local.conn) {
+                conn.session = None;
+            }
+            self.drop_conn(local.conn, Some(Goodbye::Expired { session }));
+        }
+    }
+
+    /// Fires the watches of an applied entry's triggers and keeps the
+    /// triggers to replay for clients that move here.
+    pub(super) fn fire(&mut self, triggers: Vec<Trigger>) {
+        let sm = &self.sm;
+        for trigger in &triggers {
+            let fired = self.watches.fire(trigger, |s| sm.session(s).map(|x| &*x.auth));
+            for (session, event) in fired {
+                if let Some(local) = self.sessions.locals.get(&session) {
+                    self.counters.events += 1;
+                    let frame = ServerFrame::Event(event);
+                    self.out.push(Output::Session { conn: local.conn, frame });
+                }
+            }
+        }
+        let recent = &mut self.sessions;
+        for trigger in triggers {
+            if recent.recent.len() >= RECENT_TRIGGERS_MAX
+                && let Some(old) = recent.recent.pop_front()
+            {
+                recent.recent_floor = old.zxid;
+            }
+            recent.recent.push_back(trigger);
+        }
+    }
+
+    pub(super) fn complete(&mut self, waiter: Waiter, index: LogIndex, response: Response) {
+        match waiter {
+            Waiter::Request { session, xid } => {
+                let result = match response {
+                    Response::Reply(reply) => Ok(Answer::Write(reply)),
+                    // Requests only carry writes; anything else is a bug.
+                    other => Err(Failure::Unavailable { why: format!("unexpected {other:?}") }),
+                };
+                self.answer(session, xid, result);
+            }
+            Waiter::Open { conn } => {
+                let Response::SessionCreated(session) = response else { return };
+                // A client that left before its session opened is not
+                // welcomed; the session expires on its own.
+                self.welcome(conn, session, Zxid(index.0), Vec::new());
+            }
+            Waiter::Close { session } => {
+                if let Some(local) = self.sessions.locals.remove(&session) {
+                    self.expiry.forget_local(session);
+                    if let Some(conn) = self.sessions.conns.get_mut(&local.conn) {
+                        conn.session = None;
+                    }
+                    let conn = local.conn;
+                    self.out.push(Output::Session { conn, frame: ServerFrame::Closed });
+                    self.out.push(Output::Close { conn });
+                    self.sessions.conns.remove(&conn);
+                }
+                self.watches.remove_session(session);
+            }
+            Waiter::Internal => {}
+        }
+    }
+
+    pub(super) fn fail(&mut self, waiter: Waiter, failure: Failure) {
+        match waiter {
+            Waiter::Request { session, xid } => self.answer(session, xid, Err(failure)),
+            Waiter::Open { conn } => {
+                if self.sessions.conns.contains_key(&conn) {
+                    self.refuse(conn, Refusal::Failed(failure));
+                }
+            }
+            Waiter::Close { session } => {
+                // The close did not happen; the client may send it again.
+                if let Some(local) = self.sessions.locals.get(&session) {
+                    let conn = local.conn;
+                    self.drop_conn(conn, Some(Goodbye::Unavailable(failure.to_string())));
+                }
+            }
+            Waiter::Internal => {}
+        }
+    }
+
+    /// Marks the request `xid` of `session` answered and sends what is
+    /// ready at the front of its queue.
+    fn answer(&mut self, session: SessionId, xid: u64, result: Result<Answer, Failure>) {
+        let Some(local) = self.sessions.locals.get_mut(&session) else { return };
+        if let Some(slot) = local.queue.iter_mut().find(|s| s.xid == xid) {
+            slot.state = SlotState::Done(result);
+        }
+        self.flush(session);
+    }
+
+    /// Answers the sessions whose front slot became ready with this round's
+    /// applies.
+    pub(super) fn flush_ready_reads(&mut self) {
+        let applied = self.raft.applied_index();
+        let ready: Vec<SessionId> = self
+            .sessions
+            .locals
+            .iter()
+            .filter(|(_, l)| {
+                l.queue.front().is_some_and(|s| match &s.state {
+                    SlotState::ReadAt(_, at) => *at <= applied,
+                    SlotState::Done(_) | SlotState::Read(_) => true,
+                    _ => false,
+                })
+            })
+            .map(|(&s, _)| s)
+            .collect();
+        for session in ready {
+            self.flush(session);
+        }
+    }
+
+    /// Sends the answers at the front of a session's queue, running reads
+    /// that reached the front.
+    fn flush(&mut self, session: SessionId) {
+        let applied = self.raft.applied_index();
+        loop {
+            let Some(local) = self.sessions.locals.get_mut(&session) else { return };
+            let conn = local.conn;
+            let Some(front) = local.queue.front_mut() else { return };
+            let ready = match &front.state {
+                SlotState::Done(_) | SlotState::Read(_) => true,
+                SlotState::ReadAt(_, at) => *at <= applied,
+                SlotState::Write | SlotState::ReadIndex(_) => false,
+            };
+            if !ready {
+                return;
+            }
+            let Some(slot) = local.queue.pop_front() else { return };
+            let result = match slot.state {
+                SlotState::Done(result) => result,
+                SlotState::Read(request) | SlotState::ReadAt(request, _) => {
+                    self.execute(session, request)
+                }
+                SlotState::Write | SlotState::ReadIndex(_) => return,
+            };
+            let zxid = self.applied_zxid();
+            let frame = ServerFrame::Response { xid: slot.xid, zxid, result };
+            self.out.push(Output::Session { conn, frame });
+        }
+    }
+
+    /// Runs a read, a sync or a watch request against the current state.
+    fn execute(&mut self, session: SessionId, request: Request) -> Result<Answer, Failure> {
+        let auth: Vec<Id> = self.sm.session(session).map_or_else(Vec::new, |s| s.auth.to_vec());
+        let api = Failure::Api;
+        match request {
+            Request::Read { read, .. } => match read {
+                Read::GetData { path, watch } => {
+                    let (data, stat) = self.sm.get_data(&path, &auth).map_err(api)?;
+                    let answer = Answer::Data { data: data.to_vec(), stat };
+                    if watch {
+                        self.watches.add(session, &path, WatchKind::Data).map_err(api)?;
+                    }
+                    Ok(answer)
+                }
+                Read::Exists { path, watch } => {
+                    if watch {
+                        self.watches.add(session, &path, WatchKind::Data).map_err(api)?;
+                    }
+                    Ok(Answer::Exists(self.sm.exists(&path)))
+                }
+                Read::GetChildren { path, watch, after } => {
+                    let children = self
+                        .sm
+                        .get_children_after(&path, &auth, after.as_deref(), usize::MAX)
+                        .map_err(api)?;
+                    if watch {
+                        self.watches.add(session, &path, WatchKind::Child).map_err(api)?;
+                    }
+                    Ok(Answer::Children {
+                        names: children.names,
+                        stat: children.stat,
+                        more: children.more,
+                    })
+                }
+                Read::GetAcl { path } => {
+                    let (acl, stat) = self.sm.get_acl(&path, &auth).map_err(api)?;
+                    Ok(Answer::Acl { acl, stat })
+                }
+                Read::GetEphemerals { prefix } => {
+                    Ok(Answer::Ephemerals(self.sm.get_ephemerals(session, &prefix)))
+                }
+                Read::GetAllChildrenNumber { path } => {
+                    Ok(Answer::Count(self.sm.get_all_children_number(&path, &auth).map_err(api)?))
+                }
+                Read::Plugins => Ok(Answer::Plugins(self.sm.plugins())),
+            },
+            Request::Sync { .. } => Ok(Answer::Synced),
+            Request::AddWatch { path, kind } => {
+                self.watches.add(session, &path, kind).map_err(api)?;
+                Ok(Answer::Watching)
+            }
+            Request::RemoveWatch { path, kind } => {
+                self.watches.remove(session, &path, kind).map_err(api)?;
+                Ok(Answer::Unwatched)
+            }
+            Request::Status => Ok(Answer::Status(self.status())),
+            Request::Write(_) => {
+                Err(Failure::Unavailable { why: "a write reached the read path".into() })
+            }
+        }
+    }
+
+    fn status(&self) -> ServerStatus {
+        ServerStatus {
+            node: self.id,
+            role: format!("{:?}", self.raft.role()).to_lowercase(),
+            term: self.raft.term().0,
+            leader: self.raft.leader().map(|l| l.0),
+            commit: self.raft.commit_index().0,
+            applied: self.sm.last_applied(),
+            digest: self.sm.digest(),
+            sessions: self.sm.session_count(),
+            znodes: self.sm.node_count(),
+        }
+    }
+
+    pub(super) fn read_state(&mut self, read: ReadState) {
+        let Some((session, xid)) = self.sessions.reads.remove(&read.ctx) else { return };
+        let Some(local) = self.sessions.locals.get_mut(&session) else { return };
+        let Some(slot) = local.queue.iter_mut().find(|s| s.xid == xid) else { return };
+        match read.index {
+            Some(index) => {
+                let state = std::mem::replace(&mut slot.state, SlotState::Write);
+                slot.state = match state {
+                    SlotState::ReadIndex(request) => SlotState::ReadAt(request, index),
+                    other => other,
+                };
+                self.flush(session);
+            }
+            None => {
+                let why = "no leader confirmed the read; retry shortly".to_string();
+                self.answer(session, xid, Err(Failure::Unavailable { why }));
+            }
+        }
+    }
+}

@@ -283,7 +283,8 @@ impl Connector {
         let mut tried = Vec::new();
         for i in 0..config.servers.len() {
             let server = config.servers[(start + i) % config.servers.len()];
-            match open(&self.endpoint, &self.quic, server, &hello, config.session_timeout).await {
+            let wait = config.session_timeout.min(Duration::from_secs(5));
+            match open(&self.endpoint, &self.quic, server, &hello, wait).await {
                 Ok((link, welcome)) => {
                     let timeout = Duration::from_millis(welcome.timeout_ms.into());
                     let (tx, rx) = mpsc::channel(1024);
@@ -696,7 +697,7 @@ async fn open(
         Ok((Link { server, conn, send, frames: rx }, welcome))
     };
     match tokio::time::timeout(
-        wait.clamp(Duration::from_millis(500), Duration::from_secs(5)),
+        wait.max(Duration::from_millis(500)),
         attempt,
     )
     .await
@@ -704,6 +705,20 @@ async fn open(
         Ok(result) => result,
         Err(_) => Err("no answer in time".into()),
     }
+}
+
+/// How often a session pings its server: a third of its timeout, as
+/// ZooKeeper's clients do, but at least every 400 ms, so that a server that
+/// died, stopped or was cut off is noticed within about an election timeout.
+fn ping_every(timeout: Duration) -> Duration {
+    (timeout / 3).min(Duration::from_millis(400))
+}
+
+/// How long a server may be silent (no answer, event or pong) before the
+/// session moves to another: three pings, and never more than two thirds
+/// of the session timeout.
+fn silence_max(timeout: Duration) -> Duration {
+    (ping_every(timeout) * 3).min(timeout * 2 / 3)
 }
 
 /// Marks refusals that end the session, so the driver stops trying.
@@ -755,7 +770,7 @@ enum Next {
 
 impl Driver {
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>) {
-        let mut ping = tokio::time::interval(self.timeout / 3);
+        let mut ping = tokio::time::interval(ping_every(self.timeout));
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let Some(link) = self.link.as_mut() else {
@@ -790,9 +805,11 @@ impl Driver {
                 }
                 Next::Frame(Some(Err(_))) | Next::Frame(None) => self.lose_link(),
                 Next::Ping => {
-                    // Silent for two thirds of the timeout: the server is
-                    // gone for us; move before the session expires.
-                    if self.last_heard.elapsed() > self.timeout * 2 / 3 {
+                    // Silent for three pings: the server is gone for us
+                    // (dead, paused or cut off); move while the session
+                    // lives, and about as fast as the cluster elects a new
+                    // leader.
+                    if self.last_heard.elapsed() > silence_max(self.timeout) {
                         self.lose_link();
                     } else if let Some(link) = self.link.as_mut()
                         && frame::write(&mut link.send, &ClientFrame::Ping).await.is_err()
@@ -962,7 +979,9 @@ impl Driver {
                     last_zxid: self.last_zxid,
                     watches: self.watches.set(),
                 };
-                match open(&self.endpoint, &self.quic, server, &hello, self.timeout / 3).await {
+                match open(&self.endpoint, &self.quic, server, &hello, silence_max(self.timeout))
+                    .await
+                {
                     Ok((link, welcome)) => {
                         self.last_heard = Instant::now();
                         self.last_zxid = self.last_zxid.max(welcome.zxid);

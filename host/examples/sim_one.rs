@@ -23,7 +23,7 @@ fn main() {
         config.trace = flag("--trace");
         config.faults = !flag("--no-faults");
         config.bug_commit_by_count = flag("--bug-commit-by-count");
-        config.bug_ack_before_sync = flag("--bug-ack-before-sync");
+        config.bugs.ack_before_sync = flag("--bug-ack-before-sync");
         if let Some(steps) = value("--steps") {
             config.linearizability_steps = steps;
         }

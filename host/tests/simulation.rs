@@ -94,7 +94,20 @@ fn fixed_seeds_keep_every_guarantee() {
     for r in &reports {
         println!("{}", r.summary());
     }
+    let total = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let (forwarded, expired) = (total(|r| r.forwarded), total(|r| r.expired));
+    let (events, moves) = (total(|r| r.events), total(|r| r.moves));
+    let seeds = reports.len() / 2;
+    println!(
+        "simulated {seeds} seeds: forwarded={forwarded} expired={expired} events={events} moves={moves}"
+    );
     assert_all_pass(&reports);
+    // The runs must reach forwarding, expiry, watch delivery and moves, or
+    // the session checkers say nothing about them.
+    assert!(forwarded > 0, "no write was forwarded to a leader");
+    assert!(expired > 0, "no session expired");
+    assert!(events > 0, "no watch event was delivered");
+    assert!(moves > 0, "no session moved to another member");
     // The runs must reach the chunked snapshot transfer, or they say
     // nothing about it.
     let installed: u64 = reports.iter().map(|r| r.snapshots_installed).sum();
@@ -125,7 +138,7 @@ fn a_follower_that_acknowledges_before_syncing_is_caught() {
     // sent before the disk sync completes), crashes lose acknowledged
     // entries, and a seed among the first 100 exposes a lost or changed
     // committed entry or a broken invariant.
-    let report = first_caught(100, |c| c.bug_ack_before_sync = true)
+    let report = first_caught(100, |c| c.bugs.ack_before_sync = true)
         .expect("no seed caught a follower acknowledging before syncing");
     println!("caught: {}", report.summary());
 }
@@ -136,7 +149,65 @@ fn a_leader_that_counts_its_unsynced_entries_is_caught() {
     // bug (a leader counts its own entries toward a quorum before their
     // sync completes), a crash of the leader loses entries only it and a
     // minority held durably, and a seed among the first 300 exposes it.
-    let report = first_caught(300, |c| c.bug_leader_counts_unsynced = true)
+    let report = first_caught(300, |c| c.bugs.leader_counts_unsynced = true)
         .expect("no seed caught a leader counting its unsynced entries");
     println!("caught: {}", report.summary());
+}
+
+#[test]
+fn a_replay_that_skips_an_event_is_caught() {
+    // Proves the lasting-watch checker can fail: with a resumed session's
+    // replay leaving out its first missed event, a seed among the first 50
+    // shows a session whose events differ from the committed log's.
+    let report = first_caught(50, |c| c.bugs.replay_skips_one = true)
+        .expect("no seed caught a replay that skips an event");
+    assert!(report.violations.iter().any(|v| v.contains("lasting watches")), "{}", report.summary());
+}
+
+#[test]
+fn answers_out_of_request_order_are_caught() {
+    // Proves the FIFO checker can fail: with two answers that are ready
+    // together sent swapped, a seed among the first 20 shows a client an
+    // answer before an earlier request's.
+    let report = first_caught(20, |c| c.bugs.answers_swapped = true)
+        .expect("no seed caught answers out of order");
+    assert!(report.violations.iter().any(|v| v.contains("request order")), "{}", report.summary());
+}
+
+#[test]
+fn a_member_serving_a_client_from_behind_is_caught() {
+    // Proves the back-in-time checker can fail: with a member welcoming a
+    // session it has not caught up with, a seed among the first 100 shows a
+    // client a welcome or an answer behind what it had seen.
+    let report = first_caught(100, |c| c.bugs.serves_behind = true)
+        .expect("no seed caught a member serving from behind");
+    assert!(
+        report.violations.iter().any(|v| v.contains("behind") || v.contains("back in time")),
+        "{}",
+        report.summary()
+    );
+}
+
+#[test]
+fn a_resurrected_session_is_caught() {
+    // Proves the expiry checker can fail: with expired sessions resumable,
+    // a seed among the first 50 shows a client welcomed to a session it
+    // was told had expired.
+    let report = first_caught(50, |c| c.bugs.resumes_expired = true)
+        .expect("no seed caught a resurrected session");
+    assert!(
+        report.violations.iter().any(|v| v.contains("after it expired")),
+        "{}",
+        report.summary()
+    );
+}
+
+#[test]
+fn watchers_not_told_of_an_expirys_deletes_are_caught() {
+    // Proves the lasting-watch checker sees expiries: with the events of
+    // an expiry's deletes dropped, a seed among the first 50 shows a
+    // session missing the NodeDeleted of an expired session's ephemeral.
+    let report = first_caught(50, |c| c.bugs.expiry_hides_deletes = true)
+        .expect("no seed caught an expiry hiding its deletes");
+    assert!(report.violations.iter().any(|v| v.contains("lasting watches")), "{}", report.summary());
 }

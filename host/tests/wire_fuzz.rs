@@ -174,6 +174,7 @@ fn server_frames() -> Vec<ServerFrame> {
             timeout_ms: 4_000,
             server: 2,
             zxid: Zxid(5),
+            events_lost: true,
         }),
         ServerFrame::Refused(Refusal::Behind { server: Zxid(3), client: Zxid(9) }),
         ServerFrame::Refused(Refusal::Failed(Failure::Unavailable { why: "no leader".into() })),

@@ -158,6 +158,12 @@ pub struct Welcome {
     pub server: u64,
     /// The zxid this server has applied.
     pub zxid: Zxid,
+    /// A resumed session's persistent or recursive watches may have missed
+    /// changes: they were made further back than this server keeps to
+    /// replay. The events that follow report only the watched paths' own
+    /// latest changes; read again what matters.
+    #[serde(default)]
+    pub events_lost: bool,
 }
 
 /// Why a server refused a session.

@@ -1,15 +1,30 @@
-//! Simulated clients: each opens a session through whichever replica it is
-//! connected to, issues writes, multis and reads (local, and linearizable)
-//! one at a time, follows leader hints, moves on when a replica is behind or
-//! silent, and records every operation on the checked keys for the
-//! linearizability checker.
+//! Simulated clients, speaking the session layer as Warren's client does:
+//! each connects to any member (so its writes are forwarded), opens a
+//! session, pipelines several requests (writes and multis on the checked
+//! keys, ephemeral and sequential creates, local and linearizable reads,
+//! syncs), holds watches (one-shot ones, or a persistent and a recursive
+//! one on `/`), pings, moves to another member when its member goes silent
+//! or sends it away (resuming with its last zxid and its watches), and now
+//! and then goes quiet long enough for its session to expire.
+//!
+//! Each client checks what it sees as it sees it: answers in request
+//! order; reads and welcomes never behind what the session saw; events in
+//! zxid order and before any answer that reflects them; a one-shot watch
+//! fires at most once; an expired session is never welcomed again. What it
+//! records (its operations on the checked keys, the events its lasting
+//! watches caught) is checked at the end of the run against the history
+//! and the committed log.
 
-use crate::consensus::NodeId;
+use crate::node::engine::{ConnId, SessionIn};
 use crate::sim::linearizability::{Operation, TreeModel, TreeOp, TreeRet};
 use crate::sim::net::Rng;
-use crate::sim::node::{Reply, RequestKind};
-use crate::{Command, Response};
-use warren_client::{Acl, ApiError, CreateMode, Op, OpResult, SessionId};
+use std::collections::{BTreeSet, VecDeque};
+use warren_client::wire::{
+    Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, WatchSet,
+};
+use warren_client::{
+    Acl, ApiError, CreateMode, EventType, Id, Op, OpResult, SessionId, WatchKind, WatchedEvent,
+};
 
 /// The keys whose history is checked for linearizability.
 pub(crate) const KEYS: usize = 6;
@@ -18,226 +33,332 @@ pub(crate) fn key(i: usize) -> String {
     format!("/k{i}")
 }
 
-/// What a client is doing.
-#[derive(Clone, Debug)]
-pub(crate) enum Action {
-    OpenSession,
-    CloseSession,
-    /// A write; `model` is its form for the checker, if it touches only
-    /// checked keys.
-    Write {
-        op: Op,
-        model: Option<TreeOp>,
-    },
-    ReadLinearizable {
-        path: String,
-    },
-    ReadLocal {
-        path: String,
-    },
+/// A client pings this often.
+pub(crate) const PING_EVERY_MS: u64 = 50;
+/// ... and moves to another member after this long without a word from
+/// its own (as Warren's client does after a few missed pings).
+const MOVE_AFTER_MS: u64 = 250;
+/// A request unanswered this long while its member still pongs: the
+/// client gives up on the connection and moves.
+const STUCK_MS: u64 = 5_000;
+
+/// The watches a session keeps: one-shot data watches, or a persistent and
+/// a recursive watch on `/` whose every event is checked against the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    OneShot,
+    Lasting,
 }
 
+/// What a request was, for recording its outcome.
 #[derive(Clone, Debug)]
-pub(crate) struct Outstanding {
-    pub req: u64,
-    pub action: Action,
-    /// Index into the history, for checked operations.
-    pub slot: Option<usize>,
-    pub attempts: u32,
-    /// Whether some attempt may have been proposed (so a give-up is
-    /// indeterminate rather than "never happened").
-    pub maybe_applied: bool,
+enum Kind {
+    /// A write; its history slot if it touches only checked keys.
+    Write { op: Op, slot: Option<usize> },
+    /// A linearizable read of a checked key, with its history slot.
+    ReadLinearizable { slot: usize },
+    ReadLocal,
+    Sync,
+    /// getData with a one-shot watch.
+    WatchData { path: String },
+    /// The recursive watch on `/`, then the persistent one.
+    WatchLasting { recursive: bool },
+}
+
+struct Pending {
+    xid: u64,
+    kind: Kind,
+    sent_at: u64,
+}
+
+/// The events a session's lasting watches caught, to check against the
+/// log: every trigger in `(from, to]` outside `gaps` must be there, once,
+/// in order.
+#[derive(Clone, Debug)]
+pub(crate) struct LastingRecord {
+    pub client: usize,
+    pub session: SessionId,
+    /// The zxid the recursive watch was set at.
+    pub from: u64,
+    /// The zxid the persistent watch was set at, once it was.
+    pub persistent_from: Option<u64>,
+    /// The highest zxid the session was shown.
+    pub to: u64,
+    pub events: Vec<WatchedEvent>,
+    /// Ranges `(a, b]` a member said it could not replay.
+    pub gaps: Vec<(u64, u64)>,
 }
 
 pub(crate) struct SimClient {
     pub id: usize,
-    pub node: NodeId,
+    /// The member it talks to, and the connection (none while idle).
+    pub member: usize,
+    pub conn: Option<ConnId>,
+    welcomed: bool,
+    conn_count: u64,
+    connected_at: u64,
     pub session: Option<SessionId>,
-    /// The highest zxid this client has seen: replicas behind it refuse its
-    /// local reads, so its view never goes back in time.
+    style: Style,
+    depth: usize,
+    timeout_ms: u32,
+    /// The highest zxid this session was shown (answers, events, welcome).
     pub last_zxid: u64,
-    pub outstanding: Option<Outstanding>,
-    next_req: u64,
+    /// The highest answer zxid of this session: an event must be newer.
+    last_answer_zxid: u64,
+    /// The zxid of the last event, which must not go down.
+    last_event_zxid: u64,
+    next_xid: u64,
+    inflight: VecDeque<Pending>,
+    last_heard: u64,
+    /// Sends nothing (no pings) until then: the session should expire.
+    pub quiet_until: u64,
+    /// One-shot data watches held.
+    one_shot: BTreeSet<String>,
+    lasting: Option<LastingRecord>,
+    lasting_asked: bool,
+    /// A close was sent: nothing more goes out on this session.
+    closing: bool,
+    /// Sessions a member said had expired.
+    expired: BTreeSet<SessionId>,
     counter: u64,
+    pub violations: Vec<String>,
+    /// Finished lasting records.
+    pub records: Vec<LastingRecord>,
+    pub moves: u64,
+    pub expiries: u64,
+    pub events: u64,
+    pub stuck: u64,
 }
 
-/// What the run loop should do after a client event.
-pub(crate) enum Next {
-    /// Send this request to `node`.
-    Send { node: NodeId, req: u64, kind: RequestKind },
-    /// Idle until woken again.
-    Idle,
+/// A frame for a member.
+pub(crate) struct Send {
+    pub member: usize,
+    pub input: SessionIn,
 }
 
 impl SimClient {
-    pub(crate) fn new(id: usize, node: NodeId) -> SimClient {
+    pub(crate) fn new(id: usize, member: usize, rng: &mut Rng) -> SimClient {
         SimClient {
             id,
-            node,
+            member,
+            conn: None,
+            welcomed: false,
+            conn_count: 0,
+            connected_at: 0,
             session: None,
+            style: Style::OneShot,
+            depth: rng.between(1, 3) as usize,
+            timeout_ms: 0,
             last_zxid: 0,
-            outstanding: None,
-            next_req: 0,
+            last_answer_zxid: 0,
+            last_event_zxid: 0,
+            next_xid: 1,
+            inflight: VecDeque::new(),
+            last_heard: 0,
+            quiet_until: 0,
+            one_shot: BTreeSet::new(),
+            lasting: None,
+            lasting_asked: false,
+            closing: false,
+            expired: BTreeSet::new(),
             counter: 0,
+            violations: Vec::new(),
+            records: Vec::new(),
+            moves: 0,
+            expiries: 0,
+            events: 0,
+            stuck: 0,
         }
     }
 
-    /// Chooses and starts the next operation.
-    pub(crate) fn start(
+    fn identity(&self) -> Id {
+        Id::x509(format!("client-{}", self.id))
+    }
+
+    /// Opens a connection to `member`: a new session, or the current one
+    /// resumed with what it saw and watches.
+    fn connect(&mut self, member: usize, now: u64, rng: &mut Rng) -> Send {
+        self.conn_count += 1;
+        let conn = ((self.id as u64 + 1) << 32) | self.conn_count;
+        self.member = member;
+        self.conn = Some(conn);
+        self.welcomed = false;
+        self.connected_at = now;
+        self.last_heard = now;
+        let hello = match self.session {
+            None => {
+                self.style = if rng.chance(0.5) { Style::Lasting } else { Style::OneShot };
+                self.timeout_ms = rng.between(800, 2_000) as u32;
+                Hello { session: None, timeout_ms: self.timeout_ms, ..Hello::default() }
+            }
+            Some(session) => {
+                let recursive = self.lasting.is_some();
+                let persistent = self.lasting.as_ref().is_some_and(|r| r.persistent_from.is_some());
+                let root = || vec!["/".to_string()];
+                let watches = WatchSet {
+                    data: self.one_shot.iter().cloned().collect(),
+                    persistent: if persistent { root() } else { Vec::new() },
+                    recursive: if recursive { root() } else { Vec::new() },
+                    ..WatchSet::default()
+                };
+                Hello {
+                    session: Some(session),
+                    timeout_ms: self.timeout_ms,
+                    last_zxid: warren_client::Zxid(self.last_zxid),
+                    watches,
+                }
+            }
+        };
+        let identity = self.identity();
+        Send { member, input: SessionIn::Open { conn, identity, hello } }
+    }
+
+    /// Leaves the current connection (what is in flight has an unknown
+    /// outcome) and connects to another member.
+    fn move_on(
+        &mut self,
+        members: usize,
+        now: u64,
+        rng: &mut Rng,
+        history: &mut [Operation<TreeModel>],
+    ) -> Vec<Send> {
+        let mut out = Vec::new();
+        if let Some(conn) = self.conn.take() {
+            out.push(Send { member: self.member, input: SessionIn::Gone { conn } });
+        }
+        if self.session.is_some() {
+            self.moves += 1;
+        }
+        self.lose_inflight(now, history);
+        self.closing = false;
+        if self.session.is_none() {
+            self.end_session_watches();
+        }
+        let next = (self.member + 1 + rng.below(members as u64 - 1) as usize) % members;
+        out.push(self.connect(next, now, rng));
+        out
+    }
+
+    fn lose_inflight(&mut self, now: u64, history: &mut [Operation<TreeModel>]) {
+        for pending in std::mem::take(&mut self.inflight) {
+            match pending.kind {
+                // A write's outcome is unknown: left indeterminate.
+                Kind::Write { .. } => {}
+                Kind::ReadLinearizable { slot } => no_op(history, slot, now),
+                _ => {}
+            }
+        }
+    }
+
+    fn end_session_watches(&mut self) {
+        self.closing = false;
+        self.one_shot.clear();
+        if let Some(record) = self.lasting.take() {
+            self.records.push(record);
+        }
+        self.lasting_asked = false;
+    }
+
+    /// The periodic timer: pings, and moves off a silent member.
+    pub(crate) fn tick(
+        &mut self,
+        members: usize,
+        now: u64,
+        rng: &mut Rng,
+        history: &mut [Operation<TreeModel>],
+        stopped: bool,
+    ) -> Vec<Send> {
+        if now < self.quiet_until {
+            return Vec::new();
+        }
+        let Some(conn) = self.conn else {
+            if stopped && self.session.is_none() {
+                return Vec::new();
+            }
+            let next = (self.member + 1 + rng.below(members as u64 - 1) as usize) % members;
+            return vec![self.connect(next, now, rng)];
+        };
+        let stuck = self.inflight.front().is_some_and(|p| now - p.sent_at > STUCK_MS);
+        if stuck {
+            self.stuck += 1;
+        }
+        let silent = now - self.last_heard > MOVE_AFTER_MS;
+        let unwelcomed = !self.welcomed && now - self.connected_at > 4 * MOVE_AFTER_MS;
+        if silent || stuck || unwelcomed {
+            return self.move_on(members, now, rng, history);
+        }
+        if self.welcomed {
+            vec![Send { member: self.member, input: SessionIn::Ping { conn } }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Issues requests up to the client's pipeline depth.
+    pub(crate) fn wake(
+        &mut self,
+        members: usize,
+        now: u64,
+        rng: &mut Rng,
+        history: &mut Vec<Operation<TreeModel>>,
+        stopped: bool,
+    ) -> Vec<Send> {
+        let (Some(conn), true) = (self.conn, self.welcomed) else { return Vec::new() };
+        if now < self.quiet_until || stopped || self.closing {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if rng.chance(0.004) {
+            // Go quiet for longer than the session lives.
+            self.quiet_until = now + u64::from(self.timeout_ms) * 2;
+            return out;
+        }
+        if self.inflight.is_empty() && rng.chance(0.01) {
+            return self.move_on(members, now, rng, history);
+        }
+        while self.inflight.len() < self.depth {
+            if rng.chance(0.01) && self.inflight.is_empty() {
+                out.push(Send { member: self.member, input: SessionIn::Close { conn } });
+                // Nothing more on this session; the answer ends it.
+                self.closing = true;
+                break;
+            }
+            let (request, kind) = self.choose(now, rng, history);
+            let xid = self.next_xid;
+            self.next_xid += 1;
+            self.inflight.push_back(Pending { xid, kind, sent_at: now });
+            out.push(Send { member: self.member, input: SessionIn::Request { conn, xid, request } });
+        }
+        out
+    }
+
+    fn choose(
         &mut self,
         now: u64,
         rng: &mut Rng,
         history: &mut Vec<Operation<TreeModel>>,
-    ) -> Next {
-        let action = self.choose(rng);
-        let model = match &action {
-            Action::Write { model, .. } => model.clone(),
-            Action::ReadLinearizable { path } => Some(TreeOp::Get { path: path.clone() }),
-            _ => None,
-        };
-        let slot = model.map(|op| {
+    ) -> (Request, Kind) {
+        let mut record = |op: TreeOp| {
             history.push(Operation::indeterminate(self.id as u64, now, op));
             history.len() - 1
-        });
-        self.next_req += 1;
-        self.outstanding = Some(Outstanding {
-            req: self.next_req,
-            action,
-            slot,
-            attempts: 0,
-            maybe_applied: false,
-        });
-        self.send()
-    }
-
-    /// (Re)sends the outstanding request to the current replica.
-    pub(crate) fn send(&mut self) -> Next {
-        let Some(out) = &mut self.outstanding else { return Next::Idle };
-        out.attempts += 1;
-        let kind = match &out.action {
-            Action::OpenSession => {
-                RequestKind::Write(Command::CreateSession { timeout_ms: 30_000, auth: Vec::new() })
-            }
-            Action::CloseSession => match self.session {
-                Some(session) => RequestKind::Write(Command::CloseSession { session }),
-                None => return Next::Idle,
-            },
-            Action::Write { op, .. } => match self.session {
-                Some(session) => RequestKind::Write(Command::Request { session, op: op.clone() }),
-                None => return Next::Idle,
-            },
-            Action::ReadLinearizable { path } => {
-                RequestKind::ReadLinearizable { path: path.clone() }
-            }
-            Action::ReadLocal { path } => {
-                RequestKind::ReadLocal { path: path.clone(), min_zxid: self.last_zxid }
-            }
         };
-        if matches!(kind, RequestKind::Write(_)) {
-            out.maybe_applied = true;
-        }
-        Next::Send { node: self.node, req: out.req, kind }
-    }
-
-    /// A reply arrived. Returns whether to retry (at `self.node`) rather than
-    /// move on.
-    pub(crate) fn on_reply(
-        &mut self,
-        req: u64,
-        reply: Reply,
-        now: u64,
-        nodes: &[NodeId],
-        rng: &mut Rng,
-        history: &mut [Operation<TreeModel>],
-    ) -> bool {
-        let Some(out) = self.outstanding.clone() else { return false };
-        if out.req != req {
-            return false; // a late reply to a request already given up on
-        }
-        match reply {
-            Reply::NotLeader { leader } => {
-                self.node = leader.unwrap_or_else(|| *rng.pick(nodes));
-                self.retry_or_give_up(now, history)
+        if self.style == Style::Lasting && !self.lasting_asked {
+            // The recursive watch first; the persistent one once it is set.
+            let recursive = self.lasting.is_none();
+            if recursive || self.lasting.as_ref().is_some_and(|r| r.persistent_from.is_none()) {
+                self.lasting_asked = true;
+                let kind =
+                    if recursive { WatchKind::PersistentRecursive } else { WatchKind::Persistent };
+                let request = Request::AddWatch { path: "/".into(), kind };
+                return (request, Kind::WatchLasting { recursive });
             }
-            Reply::Failed | Reply::Behind => {
-                self.node = *rng.pick(nodes);
-                self.retry_or_give_up(now, history)
-            }
-            Reply::Read { value, zxid } => {
-                self.last_zxid = self.last_zxid.max(zxid);
-                if let Some(slot) = out.slot {
-                    complete(history, slot, now, TreeRet::Value(value));
-                }
-                self.outstanding = None;
-                false
-            }
-            Reply::Applied { response, zxid } => {
-                self.last_zxid = self.last_zxid.max(zxid);
-                match (&out.action, response) {
-                    (Action::OpenSession, Response::SessionCreated(id)) => self.session = Some(id),
-                    (Action::CloseSession, _) => self.session = None,
-                    (
-                        Action::Write { .. },
-                        Response::Reply(Err(ApiError::SessionExpired { .. })),
-                    ) => {
-                        // Refused before touching the tree.
-                        self.session = None;
-                        if let Some(slot) = out.slot {
-                            no_op(history, slot, now);
-                        }
-                    }
-                    (Action::Write { op, .. }, Response::Reply(reply)) => {
-                        if let Some(slot) = out.slot {
-                            complete(history, slot, now, model_ret(op, &reply));
-                        }
-                    }
-                    _ => {}
-                }
-                self.outstanding = None;
-                false
-            }
-        }
-    }
-
-    /// The request timed out: its outcome is unknown. Move to another
-    /// replica and carry on.
-    pub(crate) fn on_timeout(&mut self, req: u64, nodes: &[NodeId], rng: &mut Rng) -> bool {
-        let Some(out) = &self.outstanding else { return false };
-        if out.req != req {
-            return false;
-        }
-        if matches!(out.action, Action::CloseSession) {
-            // Assume it went through; a new session follows.
-            self.session = None;
-        }
-        self.outstanding = None;
-        self.node = *rng.pick(nodes);
-        true
-    }
-
-    fn retry_or_give_up(&mut self, now: u64, history: &mut [Operation<TreeModel>]) -> bool {
-        let Some(out) = &self.outstanding else { return false };
-        if out.attempts < 30 {
-            return true;
-        }
-        // Never proposed anywhere: it did not happen.
-        if let (false, Some(slot)) = (out.maybe_applied, out.slot) {
-            no_op(history, slot, now);
-        }
-        self.outstanding = None;
-        false
-    }
-
-    fn choose(&mut self, rng: &mut Rng) -> Action {
-        if self.session.is_none() {
-            return Action::OpenSession;
         }
         self.counter += 1;
         let data = format!("c{}-{}", self.id, self.counter).into_bytes();
         let path = key(rng.below(KEYS as u64) as usize);
         let version = if rng.chance(0.5) { None } else { Some(rng.below(3) as i32) };
-        let roll = rng.below(100);
-        match roll {
+        let write = |op: Op, slot| (Request::Write(op.clone()), Kind::Write { op, slot });
+        match rng.below(100) {
             0..=19 => {
                 let op = Op::Create {
                     path: path.clone(),
@@ -245,18 +366,22 @@ impl SimClient {
                     acl: Acl::open(),
                     mode: CreateMode::Persistent,
                 };
-                Action::Write { op, model: Some(TreeOp::Create { path, data }) }
+                write(op, Some(record(TreeOp::Create { path, data })))
             }
             20..=44 => {
                 let op = Op::SetData { path: path.clone(), data: data.clone(), version };
-                Action::Write { op, model: Some(TreeOp::SetData { path, data, version }) }
+                write(op, Some(record(TreeOp::SetData { path, data, version })))
             }
             45..=54 => {
                 let op = Op::Delete { path: path.clone(), version };
-                Action::Write { op, model: Some(TreeOp::Delete { path, version }) }
+                write(op, Some(record(TreeOp::Delete { path, version })))
             }
             55..=59 => {
-                let other = key(rng.below(KEYS as u64) as usize);
+                // Over a pair of keys ({k0, k1}, {k2, k3}, ...), so that the
+                // history splits into independent parts for the checker.
+                let i = rng.below(KEYS as u64) as usize;
+                let path = key(i);
+                let other = key(i ^ usize::from(rng.chance(0.5)));
                 let ops = vec![
                     Op::Check { path: path.clone(), version },
                     Op::SetData { path: other.clone(), data: data.clone(), version: None },
@@ -265,7 +390,7 @@ impl SimClient {
                     TreeOp::Check { path, version },
                     TreeOp::SetData { path: other, data, version: None },
                 ]);
-                Action::Write { op: Op::Multi(ops), model: Some(model) }
+                write(Op::Multi(ops), Some(record(model)))
             }
             60..=64 => {
                 // Not checked: sequential and ephemeral nodes elsewhere.
@@ -274,13 +399,257 @@ impl SimClient {
                 } else {
                     CreateMode::PersistentSequential
                 };
-                let op = Op::Create { path: "/q-".into(), data, acl: Acl::open(), mode };
-                Action::Write { op, model: None }
+                write(Op::Create { path: "/q-".into(), data, acl: Acl::open(), mode }, None)
             }
-            65..=81 => Action::ReadLinearizable { path },
-            82..=97 => Action::ReadLocal { path },
-            _ => Action::CloseSession,
+            65..=79 => {
+                let slot = record(TreeOp::Get { path: path.clone() });
+                let read = Read::GetData { path, watch: false };
+                (Request::Read { read, linearizable: true }, Kind::ReadLinearizable { slot })
+            }
+            80..=89 if self.style == Style::OneShot && !self.one_shot.contains(&path) => {
+                let read = Read::GetData { path: path.clone(), watch: true };
+                (Request::Read { read, linearizable: false }, Kind::WatchData { path })
+            }
+            90..=92 => (Request::Sync { path: "/".into() }, Kind::Sync),
+            _ => {
+                let read = Read::GetData { path, watch: false };
+                (Request::Read { read, linearizable: false }, Kind::ReadLocal)
+            }
         }
+    }
+
+    /// A frame arrived on connection `conn`.
+    pub(crate) fn on_frame(
+        &mut self,
+        conn: ConnId,
+        frame: ServerFrame,
+        members: usize,
+        now: u64,
+        rng: &mut Rng,
+        history: &mut [Operation<TreeModel>],
+    ) -> Vec<Send> {
+        if self.conn != Some(conn) {
+            return Vec::new(); // a connection already left
+        }
+        self.last_heard = now;
+        match frame {
+            ServerFrame::Welcome(welcome) => {
+                if self.expired.contains(&welcome.session) {
+                    self.violations.push(format!(
+                        "client {}: session {} welcomed after it expired",
+                        self.id, welcome.session
+                    ));
+                }
+                if welcome.zxid.0 < self.last_zxid {
+                    self.violations.push(format!(
+                        "client {}: welcomed by n{} at zxid {} behind the {} it saw",
+                        self.id,
+                        self.member + 1,
+                        welcome.zxid,
+                        self.last_zxid
+                    ));
+                }
+                if self.session.is_none() {
+                    self.last_zxid = 0;
+                    self.last_answer_zxid = 0;
+                    self.last_event_zxid = 0;
+                }
+                if welcome.events_lost
+                    && let Some(record) = &mut self.lasting
+                {
+                    record.gaps.push((self.last_zxid, welcome.zxid.0));
+                }
+                self.session = Some(welcome.session);
+                self.welcomed = true;
+                self.see(welcome.zxid.0);
+            }
+            ServerFrame::Response { xid, zxid, result } => {
+                let Some(front) = self.inflight.pop_front() else {
+                    self.violations.push(format!("client {}: an answer to nothing ({xid})", self.id));
+                    return Vec::new();
+                };
+                if front.xid != xid {
+                    self.violations.push(format!(
+                        "client {}: answer {xid} came before answer {} (not in request order)",
+                        self.id, front.xid
+                    ));
+                }
+                if zxid.0 < self.last_answer_zxid {
+                    self.violations.push(format!(
+                        "client {}: an answer at zxid {zxid} after one at {} (back in time)",
+                        self.id, self.last_answer_zxid
+                    ));
+                }
+                self.last_answer_zxid = self.last_answer_zxid.max(zxid.0);
+                self.see(zxid.0);
+                self.answered(front.kind, zxid.0, result, now, history);
+            }
+            ServerFrame::Event(event) => self.on_event(event),
+            ServerFrame::Pong => {}
+            ServerFrame::Closed => {
+                self.session = None;
+                self.conn = None;
+                self.lose_inflight(now, history);
+                self.end_session_watches();
+                self.quiet_until = 0;
+            }
+            ServerFrame::Goodbye(Goodbye::Expired { session })
+            | ServerFrame::Refused(Refusal::Expired { session }) => {
+                self.expired.insert(session);
+                self.expiries += 1;
+                self.session = None;
+                self.conn = None;
+                self.lose_inflight(now, history);
+                self.end_session_watches();
+            }
+            ServerFrame::Goodbye(_) | ServerFrame::Refused(_) => {
+                // An open refused may or may not have made a session; it
+                // expires if it did. The next tick connects to another
+                // member (a pause, as a client that was sent away waits
+                // before trying again).
+                self.conn = None;
+                self.closing = false;
+                if self.session.is_some() {
+                    self.moves += 1;
+                }
+                self.lose_inflight(now, history);
+                let _ = (members, rng);
+            }
+        }
+        Vec::new()
+    }
+
+    /// The connection ended without a word (a member restarted).
+    pub(crate) fn on_closed(
+        &mut self,
+        conn: ConnId,
+        members: usize,
+        now: u64,
+        rng: &mut Rng,
+        history: &mut [Operation<TreeModel>],
+    ) -> Vec<Send> {
+        if self.conn != Some(conn) {
+            return Vec::new();
+        }
+        self.conn = None;
+        self.move_on(members, now, rng, history)
+    }
+
+    fn see(&mut self, zxid: u64) {
+        self.last_zxid = self.last_zxid.max(zxid);
+        if let Some(record) = &mut self.lasting {
+            record.to = record.to.max(zxid);
+        }
+    }
+
+    fn on_event(&mut self, event: WatchedEvent) {
+        self.events += 1;
+        if event.zxid.0 < self.last_event_zxid {
+            self.violations.push(format!(
+                "client {}: event {:?} {} at zxid {} after one at {} (out of order)",
+                self.id, event.event, event.path, event.zxid, self.last_event_zxid
+            ));
+        }
+        if event.zxid.0 <= self.last_answer_zxid
+            && !(event.zxid.0 == self.last_answer_zxid && self.last_answer_zxid == 0)
+        {
+            self.violations.push(format!(
+                "client {}: event {:?} {} at zxid {} after an answer at {} that reflects it",
+                self.id, event.event, event.path, event.zxid, self.last_answer_zxid
+            ));
+        }
+        self.last_event_zxid = self.last_event_zxid.max(event.zxid.0);
+        match self.style {
+            Style::OneShot => {
+                let data_event = event.event != EventType::NodeChildrenChanged;
+                if !(data_event && self.one_shot.remove(&event.path)) {
+                    self.violations.push(format!(
+                        "client {}: event {:?} {} at zxid {} with no watch for it (a one-shot watch fired twice?)",
+                        self.id, event.event, event.path, event.zxid
+                    ));
+                }
+            }
+            Style::Lasting => match &mut self.lasting {
+                Some(record) => record.events.push(event.clone()),
+                None => self.violations.push(format!(
+                    "client {}: event {:?} {} before its watch was set",
+                    self.id, event.event, event.path
+                )),
+            },
+        }
+        self.see(event.zxid.0);
+    }
+
+    fn answered(
+        &mut self,
+        kind: Kind,
+        zxid: u64,
+        result: Result<Answer, Failure>,
+        now: u64,
+        history: &mut [Operation<TreeModel>],
+    ) {
+        match kind {
+            Kind::Write { op, slot } => {
+                let Some(slot) = slot else { return };
+                match result {
+                    Ok(Answer::Write(Err(ApiError::SessionExpired { .. }))) => {
+                        // Refused before touching the tree.
+                        no_op(history, slot, now);
+                    }
+                    Ok(Answer::Write(reply)) => {
+                        complete(history, slot, now, model_ret(&op, &reply));
+                    }
+                    Err(Failure::OutcomeUnknown { .. }) => {}
+                    Ok(_) | Err(_) => no_op(history, slot, now),
+                }
+            }
+            Kind::ReadLinearizable { slot } => match result {
+                Ok(Answer::Data { data, stat }) => {
+                    complete(history, slot, now, TreeRet::Value(Some((data, stat.version))))
+                }
+                Err(Failure::Api(ApiError::NoNode { .. })) => {
+                    complete(history, slot, now, TreeRet::Value(None))
+                }
+                _ => no_op(history, slot, now),
+            },
+            Kind::WatchData { path } => {
+                if matches!(result, Ok(Answer::Data { .. })) {
+                    self.one_shot.insert(path);
+                }
+            }
+            Kind::WatchLasting { recursive } => {
+                self.lasting_asked = false;
+                match (result, &mut self.lasting) {
+                    (Ok(Answer::Watching), None) if recursive => {
+                        let session = self.session.unwrap_or(SessionId(0));
+                        self.lasting = Some(LastingRecord {
+                            client: self.id,
+                            session,
+                            from: zxid,
+                            persistent_from: None,
+                            to: zxid,
+                            events: Vec::new(),
+                            gaps: Vec::new(),
+                        });
+                    }
+                    (Ok(Answer::Watching), Some(record)) if !recursive => {
+                        record.persistent_from = Some(zxid);
+                    }
+                    _ => {}
+                }
+            }
+            Kind::ReadLocal | Kind::Sync => {}
+        }
+    }
+
+    /// Whether the client waits for nothing (the run may converge).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.inflight.is_empty()
+    }
+
+    /// The run is over: every lasting record, finished or not.
+    pub(crate) fn finish(&mut self) {
+        self.end_session_watches();
     }
 }
 
@@ -322,4 +691,17 @@ fn model_ret(op: &Op, reply: &Result<OpResult, ApiError>) -> TreeRet {
         }
         Err(e) => TreeRet::Err(e.code()),
     }
+}
+
+/// The client a connection belongs to.
+pub(crate) fn client_of(conn: ConnId) -> usize {
+    ((conn >> 32) - 1) as usize
+}
+
+/// Whether a session's lasting watches catch a change: the recursive
+/// watch on `/` every change but children changes, the persistent one on
+/// `/` those of `/` too, once it is set.
+pub(crate) fn lasting_catches(record: &LastingRecord, zxid: u64, event: EventType, path: &str) -> bool {
+    event != EventType::NodeChildrenChanged
+        || (path == "/" && record.persistent_from.is_some_and(|from| zxid > from))
 }

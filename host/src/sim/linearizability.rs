@@ -188,8 +188,79 @@ where
             None => return check(init, history, max_steps),
         }
     }
+    check_parts(init, history, &parts, max_steps)
+}
+
+/// [`check_partitioned`] for operations that may touch several keys (a
+/// multi over two paths): keys that one operation ties together form one
+/// independent component, checked on its own. An operation that touches no
+/// key at all sends the whole history to [`check`].
+pub fn check_components<M, K, F>(
+    init: M,
+    history: &[Operation<M>],
+    max_steps: u64,
+    keys: F,
+) -> Outcome<M>
+where
+    M: Model,
+    K: Ord + Clone + fmt::Debug,
+    F: Fn(&M::Op) -> Vec<K>,
+{
+    // Union-find over the keys, by their first appearance.
+    let mut index: BTreeMap<K, usize> = BTreeMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut touched: Vec<Vec<usize>> = Vec::with_capacity(history.len());
+    for operation in history {
+        let ks = keys(&operation.op);
+        if ks.is_empty() {
+            return check(init, history, max_steps);
+        }
+        let ids: Vec<usize> = ks
+            .into_iter()
+            .map(|k| {
+                let next = parent.len();
+                let id = *index.entry(k).or_insert(next);
+                if id == next {
+                    parent.push(next);
+                }
+                id
+            })
+            .collect();
+        for pair in ids.windows(2) {
+            let (a, b) = (root(&mut parent, pair[0]), root(&mut parent, pair[1]));
+            parent[a] = b;
+        }
+        touched.push(ids);
+    }
+    // Each component named by its smallest key.
+    let mut name: BTreeMap<usize, K> = BTreeMap::new();
+    for (k, &id) in &index {
+        let r = root(&mut parent, id);
+        name.entry(r).or_insert_with(|| k.clone());
+    }
+    let mut parts: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+    for (i, ids) in touched.iter().enumerate() {
+        let r = root(&mut parent, ids[0]);
+        parts.entry(name[&r].clone()).or_default().push(i);
+    }
+    check_parts(init, history, &parts, max_steps)
+}
+
+fn check_parts<M: Model, K: Ord + fmt::Debug>(
+    init: M,
+    history: &[Operation<M>],
+    parts: &BTreeMap<K, Vec<usize>>,
+    max_steps: u64,
+) -> Outcome<M> {
     let mut unknown = None;
-    for (k, index) in &parts {
+    for (k, index) in parts {
         let part: Vec<Operation<M>> = index.iter().map(|&i| history[i].clone()).collect();
         match finish(history, index, Some(k), search(init.clone(), &part, max_steps)) {
             Outcome::Linearizable => {}
@@ -740,16 +811,20 @@ impl TreeOp {
     /// name the same path); `None` for a multi over several paths or none.
     /// The key for [`check_partitioned`] with [`TreeModel`].
     pub fn path(&self) -> Option<&str> {
+        let paths = self.paths();
+        let first = *paths.first()?;
+        paths.iter().all(|p| *p == first).then_some(first)
+    }
+
+    /// Every path the operation touches, for [`check_components`].
+    pub fn paths(&self) -> Vec<&str> {
         match self {
             TreeOp::Create { path, .. }
             | TreeOp::SetData { path, .. }
             | TreeOp::Delete { path, .. }
             | TreeOp::Check { path, .. }
-            | TreeOp::Get { path } => Some(path),
-            TreeOp::Multi(ops) => {
-                let first = ops.first()?.path()?;
-                ops.iter().all(|op| op.path() == Some(first)).then_some(first)
-            }
+            | TreeOp::Get { path } => vec![path.as_str()],
+            TreeOp::Multi(ops) => ops.iter().flat_map(TreeOp::paths).collect(),
         }
     }
 }

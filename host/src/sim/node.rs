@@ -1,81 +1,28 @@
-//! One simulated replica: the real consensus core and the real state machine
-//! behind a driver that does what the production driver will — persist,
-//! then send, then apply — against a simulated disk that loses everything
-//! not yet synced when the replica crashes.
+//! One simulated member: the real node engine (consensus core, state
+//! machine, watches, sessions) driven as the tokio driver drives it, over a
+//! simulated disk that loses everything not yet synced when the member
+//! crashes. The simulator's world carries out the rest of the engine's
+//! outputs: peer frames over the simulated network, session frames to the
+//! simulated clients, and the time a sync or a snapshot takes.
 
-use crate::consensus::{
-    Config, HardState, LogEntry, LogIndex, Message, NodeId, ProposeError, Raft, Ready, Restored,
-    Role, Snapshot, Term,
+use crate::consensus::{Config, HardState, LogEntry, LogIndex, NodeId, Restored, Role, Snapshot};
+use crate::node::engine::{
+    ConnId, Counters, DiskOp, Engine, Input, Now, Options, Output, PeerFrame, PlantedBugs, SyncId,
 };
-use crate::sim::payload_hash;
 use crate::state::snapshot;
-use crate::storage::state_entry;
-use crate::{Command, Limits, Response, StateMachine};
-use std::collections::{BTreeMap, VecDeque};
-use warren_client::Id;
+use crate::{Limits, StateMachine};
+use std::collections::VecDeque;
+use warren_client::wire::ServerFrame;
 
-/// What a replica receives.
-#[derive(Clone, Debug)]
-pub(crate) enum Input {
-    Tick,
-    Message(Message),
-    Request(Request),
-}
-
-/// A client's request to the replica it is connected to.
-#[derive(Clone, Debug)]
-pub(crate) struct Request {
-    pub client: usize,
-    pub req: u64,
-    pub kind: RequestKind,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum RequestKind {
-    /// Propose a command (through this replica, which must lead).
-    Write(Command),
-    /// Read after a read-index round: linearizable.
-    ReadLinearizable { path: String },
-    /// Read this replica's state, if it has applied at least `min_zxid`.
-    ReadLocal { path: String, min_zxid: u64 },
-}
-
-/// The replica's answer to a client.
-#[derive(Clone, Debug)]
-pub(crate) enum Reply {
-    /// The write was applied at `zxid` with this response.
-    Applied { response: Response, zxid: u64 },
-    /// Not the leader: nothing was proposed.
-    NotLeader { leader: Option<NodeId> },
-    /// Definitely not applied (the entry was overwritten; the read-index
-    /// round failed).
-    Failed,
-    /// A read's result, as of `zxid`.
-    Read { value: Option<(Vec<u8>, i32)>, zxid: u64 },
-    /// This replica is behind what the client has seen.
-    Behind,
-}
-
-/// What the driver asks of the world.
-#[derive(Debug)]
+/// What the world must do for a member.
 pub(crate) enum Effect {
-    Send(Message),
-    Reply {
-        client: usize,
-        req: u64,
-        reply: Reply,
-    },
-    /// Start a sync of the disk; call `disk_done` when it completes.
-    Sync,
-    /// Start a leader's deferred sync of what it wrote; call
-    /// `deferred_done` with this number when it completes.
-    DeferredSync(u64),
-    /// An entry was applied (for the checkers).
-    Applied {
-        index: LogIndex,
-        term: Term,
-        payload: u64,
-    },
+    Peer { to: u64, frame: PeerFrame },
+    Session { conn: ConnId, frame: ServerFrame },
+    Close { conn: ConnId },
+    /// A sync started: report it done after the disk's latency.
+    Sync(SyncId),
+    /// A snapshot was written (durably): report it after a while.
+    Snapshot(Snapshot),
 }
 
 /// What is durable.
@@ -87,16 +34,29 @@ pub(crate) struct Disk {
     pub entries: Vec<LogEntry>,
 }
 
+/// A write made and not yet synced.
+enum Written {
+    Install(Snapshot),
+    Write { hard_state: Option<HardState>, entries: Vec<LogEntry> },
+}
+
 impl Disk {
-    /// One write: the hard state, and entries replacing every stored entry
-    /// from the first one's index on.
-    fn write(&mut self, hard_state: Option<&HardState>, entries: &[LogEntry]) {
-        if let Some(hard_state) = hard_state {
-            self.hard_state = hard_state.clone();
-        }
-        if let Some(first) = entries.first() {
-            self.entries.retain(|e| e.index < first.index);
-            self.entries.extend_from_slice(entries);
+    fn apply(&mut self, write: Written) {
+        match write {
+            Written::Install(snapshot) => {
+                // Installing a snapshot replaces the whole log.
+                self.entries.clear();
+                self.snapshot = Some(snapshot);
+            }
+            Written::Write { hard_state, entries } => {
+                if let Some(hard_state) = hard_state {
+                    self.hard_state = hard_state;
+                }
+                if let Some(first) = entries.first() {
+                    self.entries.retain(|e| e.index < first.index);
+                    self.entries.extend(entries);
+                }
+            }
         }
     }
 }
@@ -104,396 +64,216 @@ impl Disk {
 pub(crate) struct SimNode {
     pub id: NodeId,
     config: Config,
-    pub raft: Option<Raft>,
-    pub sm: StateMachine,
+    options: Options,
+    bugs: PlantedBugs,
+    pub engine: Option<Engine>,
     pub disk: Disk,
-    /// A Ready being synced; inputs wait in `inbox` meanwhile.
-    syncing: Option<Ready>,
-    /// Deferred writes (`Ready::may_defer_sync`), oldest first: written,
-    /// not yet durable, each with the messages that wait for it.
-    unsynced: VecDeque<Unsynced>,
-    /// The deferred sync running: its number, how many of `unsynced` it
-    /// covers, and the last entry among them.
-    deferred: Option<(u64, usize, LogIndex, Term)>,
-    deferred_syncs: u64,
-    /// A deferred sync that ended while a Ready was out, to report after.
-    synced: Option<(LogIndex, Term)>,
-    inbox: VecDeque<Input>,
-    /// Proposals awaiting apply: index → (client, req, term proposed in).
-    writes: BTreeMap<LogIndex, (usize, u64, Term)>,
-    /// Read-index rounds awaiting an answer: ctx → (client, req, path).
-    reads: BTreeMap<u64, (usize, u64, String)>,
-    /// Reads with a read index, awaiting apply up to it.
-    confirmed_reads: Vec<(LogIndex, usize, u64, String)>,
-    next_ctx: u64,
-    snapshot_every: u64,
-    /// Planted bug: send acknowledgements before the disk sync completes.
-    ack_before_sync: bool,
+    /// Writes made, not yet durable, oldest first.
+    written: VecDeque<Written>,
+    /// Syncs started and not reported, oldest first, each with how many of
+    /// the writes after the earlier ones' it covers.
+    syncs: VecDeque<(SyncId, usize)>,
     pub generation: u64,
-    /// Snapshots received from a leader and installed.
-    pub snapshots_installed: u64,
-    /// Readys after which this replica led with a commit index past its
-    /// own durable log.
-    pub commits_ahead_of_disk: u64,
-    /// Planted bug: a leader counts its deferred entries as durable.
-    pub leader_counts_unsynced: bool,
-    /// Acknowledgements held back until a deferred sync covered
-    /// what they promise.
-    pub messages_held: u64,
-}
-
-/// A deferred write and the messages made after it, which leave once it
-/// and everything before it are durable.
-struct Unsynced {
-    hard_state: Option<HardState>,
-    entries: Vec<LogEntry>,
-    messages: Vec<Message>,
+    /// When this process started (its monotonic clock's origin).
+    started_at: u64,
+    /// This member's wall clock minus the simulation's.
+    pub wall_offset_ms: i64,
+    /// Counters of engines this member ran before its latest restart.
+    past: Counters,
 }
 
 impl SimNode {
-    pub(crate) fn new(config: Config, snapshot_every: u64, ack_before_sync: bool) -> SimNode {
+    pub(crate) fn new(config: Config, options: Options, bugs: PlantedBugs, now: u64) -> SimNode {
         let mut node = SimNode {
             id: config.id,
             config,
-            raft: None,
-            sm: StateMachine::new(Limits::default()),
+            options,
+            bugs,
+            engine: None,
             disk: Disk::default(),
-            syncing: None,
-            unsynced: VecDeque::new(),
-            deferred: None,
-            deferred_syncs: 0,
-            synced: None,
-            inbox: VecDeque::new(),
-            writes: BTreeMap::new(),
-            reads: BTreeMap::new(),
-            confirmed_reads: Vec::new(),
-            next_ctx: 0,
-            snapshot_every,
-            ack_before_sync,
+            written: VecDeque::new(),
+            syncs: VecDeque::new(),
             generation: 0,
-            snapshots_installed: 0,
-            commits_ahead_of_disk: 0,
-            leader_counts_unsynced: false,
-            messages_held: 0,
+            started_at: now,
+            wall_offset_ms: 0,
+            past: Counters::default(),
         };
-        node.restart();
+        node.restart(now);
         node
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        self.raft.is_some()
+        self.engine.is_some()
     }
 
     pub(crate) fn is_syncing(&self) -> bool {
-        self.syncing.is_some()
+        !self.syncs.is_empty()
     }
 
-    /// Loses everything volatile: the core, the state machine, an unsynced
-    /// write, queued input, and pending client requests (clients time out).
+    pub(crate) fn raft(&self) -> Option<&crate::consensus::Raft> {
+        self.engine.as_ref().map(Engine::raft)
+    }
+
+    pub(crate) fn state(&self) -> Option<&StateMachine> {
+        self.engine.as_ref().map(Engine::state)
+    }
+
+    /// Counters over every run of this member.
+    pub(crate) fn counters(&self) -> Counters {
+        let now = self.engine.as_ref().map(Engine::counters).unwrap_or_default();
+        Counters {
+            forwarded: self.past.forwarded + now.forwarded,
+            messages_held: self.past.messages_held + now.messages_held,
+            events: self.past.events + now.events,
+            snapshots_installed: self.past.snapshots_installed + now.snapshots_installed,
+            shed: self.past.shed + now.shed,
+        }
+    }
+
+    /// Loses everything volatile: the engine and every write not synced.
     pub(crate) fn crash(&mut self) {
-        self.raft = None;
-        self.syncing = None;
-        self.unsynced.clear();
-        self.deferred = None;
-        self.synced = None;
-        self.inbox.clear();
-        self.writes.clear();
-        self.reads.clear();
-        self.confirmed_reads.clear();
+        self.past = self.counters();
+        self.engine = None;
+        self.written.clear();
+        self.syncs.clear();
         self.generation += 1;
     }
 
     /// Starts from what the disk holds: snapshot plus log.
-    pub(crate) fn restart(&mut self) {
+    pub(crate) fn restart(&mut self, now: u64) {
         self.generation += 1;
+        self.started_at = now;
         let mut config = self.config.clone();
         config.seed = config.seed.wrapping_add(self.generation);
-        self.sm = match &self.disk.snapshot {
-            // The disk holds only snapshots this driver wrote.
-            Some(s) => {
-                snapshot::read(&s.data[..], Limits::default()).expect("own snapshot restores")
-            }
+        let sm = match &self.disk.snapshot {
+            // The disk holds only snapshots this member's engine wrote.
+            Some(s) => snapshot::read(&s.data[..], Limits::default()).expect("own snapshot restores"),
             None => StateMachine::new(Limits::default()),
         };
-        // As the store's recovery: entries the snapshot covers are ignored
-        // (a deferred write may land below a snapshot taken meanwhile).
+        // As the store's recovery: entries the snapshot covers are ignored.
         let covered = self.disk.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
         let restored = Restored {
             hard_state: self.disk.hard_state.clone(),
             snapshot: self.disk.snapshot.clone(),
             entries: self.disk.entries.iter().filter(|e| e.index > covered).cloned().collect(),
         };
-        self.raft = Some(Raft::new(config, restored));
+        let seed = config.seed.rotate_left(17);
+        let mut engine = Engine::new(config, restored, sm, self.options, self.now(now), seed);
+        engine.plant(self.bugs);
+        self.engine = Some(engine);
     }
 
-    /// Handles an input now, or queues it while a sync is in progress.
-    pub(crate) fn handle(&mut self, input: Input, now: u64, out: &mut Vec<Effect>) {
-        if self.raft.is_none() {
-            return;
-        }
-        if self.syncing.is_some() {
-            self.inbox.push_back(input);
-            return;
-        }
-        self.feed(input, now, out);
-        self.drain(out);
+    /// The member's two clocks at simulated time `now`.
+    pub(crate) fn now(&self, now: u64) -> Now {
+        Now { mono_ms: now - self.started_at, wall_ms: now as i64 + self.wall_offset_ms }
     }
 
-    /// The sync started by `Effect::Sync` completed: it made the deferred
-    /// writes durable too, as the node driver's does.
-    pub(crate) fn disk_done(&mut self, now: u64, out: &mut Vec<Effect>) {
-        let Some(ready) = self.syncing.take() else { return };
-        self.make_durable(self.unsynced.len(), out);
-        if let Some((_, _, index, term)) = self.deferred.take() {
-            self.synced = Some((index, term));
-        }
-        self.write_disk(&ready);
-        self.finish(ready, false, out);
-        self.after_input(now, out);
+    /// Feeds one input at `now` and lets the engine process it; returns
+    /// what the world must do. A broken invariant panics (the caller
+    /// reports it); an engine error stops the member.
+    pub(crate) fn input(&mut self, input: Input, now: u64) -> Result<Vec<Effect>, String> {
+        let clock = self.now(now);
+        let Some(engine) = self.engine.as_mut() else { return Ok(Vec::new()) };
+        engine.handle(input, clock).map_err(|e| e.to_string())?;
+        engine.process().map_err(|e| e.to_string())?;
+        Ok(self.carry_out())
     }
 
-    /// The sync started by `Effect::DeferredSync` completed.
-    pub(crate) fn deferred_done(&mut self, sync: u64, now: u64, out: &mut Vec<Effect>) {
-        // Another when a full sync overtook it.
-        let Some((running, count, index, term)) = self.deferred else { return };
-        if running != sync {
-            return;
+    /// A sync the world started has completed: what was written before it
+    /// is durable, and so is what earlier syncs covered (a sync makes
+    /// everything written durable, whichever finishes first).
+    pub(crate) fn sync_done(&mut self, sync: SyncId, now: u64) -> Result<Vec<Effect>, String> {
+        if !self.syncs.iter().any(|&(id, _)| id == sync) {
+            return Ok(Vec::new()); // covered by a later sync already
         }
-        self.deferred = None;
-        self.make_durable(count, out);
-        // Writes after those with no entries (a commit index) need no sync:
-        // the messages made after them wait for nothing more.
-        let settled = self.unsynced.iter().take_while(|w| w.entries.is_empty()).count();
-        self.make_durable(settled, out);
-        if self.syncing.is_some() {
-            self.synced = Some((index, term));
-        } else {
-            self.raft().synced(index, term);
-            self.drain(out);
-        }
-        self.start_deferred(out);
-        self.after_input(now, out);
-    }
-
-    fn make_durable(&mut self, count: usize, out: &mut Vec<Effect>) {
-        for _ in 0..count {
-            let Some(write) = self.unsynced.pop_front() else { return };
-            self.disk.write(write.hard_state.as_ref(), &write.entries);
-            out.extend(write.messages.into_iter().map(Effect::Send));
-        }
-    }
-
-    /// Starts a deferred sync of every unsynced write, unless one runs.
-    fn start_deferred(&mut self, out: &mut Vec<Effect>) {
-        if self.deferred.is_some() {
-            return;
-        }
-        let last = self.unsynced.iter().rev().find_map(|w| w.entries.last());
-        if let Some(last) = last {
-            self.deferred_syncs += 1;
-            let sync = self.deferred_syncs;
-            self.deferred = Some((sync, self.unsynced.len(), last.index, last.term));
-            out.push(Effect::DeferredSync(sync));
-        }
-    }
-
-    fn after_input(&mut self, now: u64, out: &mut Vec<Effect>) {
-        while self.syncing.is_none() {
-            let Some(input) = self.inbox.pop_front() else { break };
-            self.feed(input, now, out);
-            self.drain(out);
-        }
-    }
-
-    fn raft(&mut self) -> &mut Raft {
-        // Only called while the replica is up (checked by `handle`).
-        self.raft.as_mut().expect("replica is up")
-    }
-
-    fn feed(&mut self, input: Input, now: u64, out: &mut Vec<Effect>) {
-        let now_ms = now as i64;
-        match input {
-            Input::Tick => self.raft().tick(now_ms),
-            Input::Message(m) => self.raft().step(m),
-            Input::Request(Request { client, req, kind }) => match kind {
-                RequestKind::Write(command) => {
-                    let raft = self.raft();
-                    match raft.propose(command.encode().into(), now_ms) {
-                        Ok(index) => {
-                            let term = raft.term();
-                            self.writes.insert(index, (client, req, term));
-                        }
-                        Err(ProposeError::NotLeader { leader }) => {
-                            out.push(Effect::Reply {
-                                client,
-                                req,
-                                reply: Reply::NotLeader { leader },
-                            });
-                        }
-                        Err(ProposeError::Transferring) => {
-                            let reply = Reply::NotLeader { leader: None };
-                            out.push(Effect::Reply { client, req, reply });
-                        }
-                    }
+        while let Some(&(id, count)) = self.syncs.front() {
+            if id > sync {
+                break;
+            }
+            self.syncs.pop_front();
+            for _ in 0..count {
+                if let Some(write) = self.written.pop_front() {
+                    self.disk.apply(write);
                 }
-                RequestKind::ReadLinearizable { path } => {
-                    self.next_ctx += 1;
-                    let ctx = self.next_ctx;
-                    self.reads.insert(ctx, (client, req, path));
-                    self.raft().read_index(ctx);
-                }
-                RequestKind::ReadLocal { path, min_zxid } => {
-                    let reply = if self.sm.last_applied().0 < min_zxid {
-                        Reply::Behind
-                    } else {
-                        Reply::Read { value: self.read(&path), zxid: self.sm.last_applied().0 }
-                    };
-                    out.push(Effect::Reply { client, req, reply });
-                }
-            },
-        }
-    }
-
-    fn read(&self, path: &str) -> Option<(Vec<u8>, i32)> {
-        let anyone: [Id; 0] = [];
-        self.sm.get_data(path, &anyone).ok().map(|(data, stat)| (data.to_vec(), stat.version))
-    }
-
-    /// Takes the next Ready, if any: sends what may go now and starts the
-    /// sync, or finishes at once when there is nothing to persist.
-    fn drain(&mut self, out: &mut Vec<Effect>) {
-        let raft = self.raft();
-        if !raft.has_ready() {
-            return;
-        }
-        let mut ready = raft.ready();
-        out.extend(ready.messages.drain(..).map(Effect::Send));
-        if self.ack_before_sync {
-            out.extend(ready.persisted_messages.drain(..).map(Effect::Send));
-        }
-        // A Ready that need not be synced (only the commit index moved)
-        // writes nothing durable here: the most a crash could take from
-        // the real store.
-        // As the node driver: with nothing to write and no sync running,
-        // a Ready is synced in line.
-        let deferred = ready.must_sync
-            && ready.may_defer_sync
-            && (!ready.entries.is_empty() || self.deferred.is_some());
-        if deferred {
-            // Entries written now and synced beside what follows: a
-            // leader's count toward its quorum once `synced`; the
-            // acknowledgements made from them wait for the sync.
-            let messages = std::mem::take(&mut ready.persisted_messages);
-            self.messages_held += messages.len() as u64;
-            self.unsynced.push_back(Unsynced {
-                hard_state: ready.hard_state.clone(),
-                entries: ready.entries.clone(),
-                messages,
-            });
-            self.start_deferred(out);
-            self.finish(ready, true, out);
-        } else if ready.must_sync {
-            self.syncing = Some(ready);
-            out.push(Effect::Sync);
-        } else {
-            self.finish(ready, false, out);
-        }
-    }
-
-    fn write_disk(&mut self, ready: &Ready) {
-        if let Some(snapshot) = &ready.snapshot {
-            // Installing a snapshot replaces the whole log.
-            self.disk.entries.clear();
-            self.disk.snapshot = Some(snapshot.clone());
-        }
-        self.disk.write(ready.hard_state.as_ref(), &ready.entries);
-    }
-
-    /// After the sync: acknowledge, apply, answer, advance.
-    fn finish(&mut self, ready: Ready, deferred: bool, out: &mut Vec<Effect>) {
-        out.extend(ready.persisted_messages.into_iter().map(Effect::Send));
-        if let Some(snapshot) = &ready.snapshot {
-            // A snapshot from the leader: only this driver's format arrives.
-            self.sm = snapshot::read(&snapshot.data[..], Limits::default())
-                .expect("leader's snapshot restores");
-            // Writes covered by the snapshot have an outcome this replica
-            // cannot see: their clients time out.
-            let index = snapshot.meta.index;
-            self.writes.retain(|&i, _| i > index);
-            self.snapshots_installed += 1;
-        }
-        for entry in ready.committed {
-            self.apply(entry, out);
-        }
-        for read in ready.read_states {
-            let Some((client, req, path)) = self.reads.remove(&read.ctx) else { continue };
-            match read.index {
-                Some(index) => self.confirmed_reads.push((index, client, req, path)),
-                None => out.push(Effect::Reply { client, req, reply: Reply::Failed }),
             }
         }
-        let applied = LogIndex(self.sm.last_applied().0);
-        let (ready_now, waiting): (Vec<_>, Vec<_>) =
-            self.confirmed_reads.drain(..).partition(|(index, ..)| *index <= applied);
-        self.confirmed_reads = waiting;
-        for (_, client, req, path) in ready_now {
-            let reply = Reply::Read { value: self.read(&path), zxid: applied.0 };
-            out.push(Effect::Reply { client, req, reply });
-        }
-        let counts_unsynced = self.leader_counts_unsynced && self.raft().role() == Role::Leader;
-        if deferred && !counts_unsynced {
-            self.raft().advance_deferred();
-        } else {
-            self.raft().advance();
-        }
-        if let Some((index, term)) = self.synced.take() {
-            self.raft().synced(index, term);
-        }
-        let raft = self.raft();
-        if raft.role() == Role::Leader && raft.commit_index() > raft.persisted_index() {
-            self.commits_ahead_of_disk += 1;
-        }
-        self.maybe_snapshot();
+        self.input(Input::Synced(sync), now)
     }
 
-    fn apply(&mut self, entry: LogEntry, out: &mut Vec<Effect>) {
-        // Only this driver's encoding reaches the log.
-        let applied = self.sm.apply(state_entry(&entry).expect("log entry decodes"));
-        let payload = payload_hash(&entry);
-        out.push(Effect::Applied { index: entry.index, term: entry.term, payload });
-        if let Some((client, req, term)) = self.writes.remove(&entry.index) {
-            let reply = if term == entry.term {
-                Reply::Applied { response: applied.response, zxid: entry.index.0 }
-            } else {
-                Reply::Failed
-            };
-            out.push(Effect::Reply { client, req, reply });
+    fn carry_out(&mut self) -> Vec<Effect> {
+        let Some(engine) = self.engine.as_mut() else { return Vec::new() };
+        let outputs: Vec<Output> = engine.outputs().collect();
+        let mut effects = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Peer { to, frame } => effects.push(Effect::Peer { to, frame }),
+                Output::Session { conn, frame } => effects.push(Effect::Session { conn, frame }),
+                Output::Close { conn } => effects.push(Effect::Close { conn }),
+                Output::Disk(op) => match op {
+                    DiskOp::InstallSnapshot(snapshot) => {
+                        self.written.push_back(Written::Install(snapshot))
+                    }
+                    DiskOp::Write { hard_state, entries } => {
+                        self.written.push_back(Written::Write { hard_state, entries })
+                    }
+                    DiskOp::Sync { id, .. } => {
+                        self.syncs.push_back((id, self.written.len() - self.covered()));
+                        effects.push(Effect::Sync(id));
+                    }
+                    // The store only moves its bookkeeping; recovery skips
+                    // what the snapshot covers.
+                    DiskOp::Compacted { .. } => {}
+                },
+                Output::Snapshot { meta, view } => {
+                    let mut bytes = Vec::new();
+                    // Writing to memory cannot fail.
+                    snapshot::write_view(&view, &mut bytes).expect("snapshot to memory");
+                    let snapshot = Snapshot { meta, data: bytes.into() };
+                    // Written and synced to its own file before it is
+                    // reported: durable from here.
+                    self.disk.snapshot = Some(snapshot.clone());
+                    let index = snapshot.meta.index;
+                    self.disk.entries.retain(|e| e.index > index);
+                    effects.push(Effect::Snapshot(snapshot));
+                }
+            }
+        }
+        effects
+    }
+
+    /// Writes already covered by the syncs started.
+    fn covered(&self) -> usize {
+        self.syncs.iter().map(|&(_, count)| count).sum()
+    }
+
+    /// One line on the member, for traces.
+    pub(crate) fn status(&self) -> String {
+        match &self.engine {
+            None => format!("n{}: down", self.id.0),
+            Some(engine) => {
+                let r = engine.raft();
+                format!(
+                    "n{}: {:?} term {} leader {:?} commit {} last {} persisted {} applied {}; blocked {}, {} syncs out, {} writes unsynced",
+                    self.id.0,
+                    r.role(),
+                    r.term(),
+                    r.leader(),
+                    r.commit_index(),
+                    r.last_index(),
+                    r.persisted_index(),
+                    engine.state().last_applied(),
+                    engine.is_blocked(),
+                    self.syncs.len(),
+                    self.written.len()
+                )
+            }
         }
     }
 
-    /// Snapshots the state machine every `snapshot_every` applied entries and
-    /// lets the core compact its log (which then sends snapshots to
-    /// followers too far behind).
-    fn maybe_snapshot(&mut self) {
-        let applied = LogIndex(self.sm.last_applied().0);
-        let since = self.disk.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
-        if self.snapshot_every == 0 || applied.0 < since + self.snapshot_every {
-            return;
-        }
-        let mut bytes = Vec::new();
-        // Writing to memory cannot fail.
-        snapshot::write(&self.sm, &mut bytes).expect("snapshot to memory");
-        let raft = self.raft();
-        if raft.persisted_index() < applied {
-            return;
-        }
-        raft.compact(applied, bytes.into());
-        let Some(snapshot) = raft.latest_snapshot().cloned() else { return };
-        if snapshot.meta.index != applied {
-            return;
-        }
-        // The snapshot is written durably before the log below it is cut.
-        self.disk.entries.retain(|e| e.index > applied);
-        self.disk.snapshot = Some(snapshot);
+    /// Whether this member leads with a commit index past its own durable
+    /// log (followers' acknowledgements made the quorum while its deferred
+    /// sync ran).
+    pub(crate) fn commits_ahead_of_disk(&self) -> bool {
+        self.raft().is_some_and(|r| r.role() == Role::Leader && r.commit_index() > r.persisted_index())
     }
 }

@@ -148,6 +148,26 @@ pub struct Counters {
     pub shed: u64,
 }
 
+/// Bugs the simulator plants to prove its checkers catch them. Never set
+/// outside the simulator's checker tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlantedBugs {
+    /// Acknowledgements leave before the disk sync that backs them.
+    pub ack_before_sync: bool,
+    /// A leader counts its deferred entries as durable at once.
+    pub leader_counts_unsynced: bool,
+    /// A resumed session's replay leaves out the first missed event.
+    pub replay_skips_one: bool,
+    /// Two answers ready together leave in the wrong order.
+    pub answers_swapped: bool,
+    /// A resume is not refused when the member is behind the client.
+    pub serves_behind: bool,
+    /// An expired session can be resumed.
+    pub resumes_expired: bool,
+    /// Watchers are not told of the deletes an expiry makes.
+    pub expiry_hides_deletes: bool,
+}
+
 /// Who waits for a proposed command.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Waiter {
@@ -186,6 +206,7 @@ pub struct Engine {
     /// until it is in touch with a leader again.
     shedding: bool,
     counters: Counters,
+    bugs: PlantedBugs,
 }
 
 impl Engine {
@@ -223,7 +244,13 @@ impl Engine {
             leader_contact_ms: now.mono_ms,
             shedding: false,
             counters: Counters::default(),
+            bugs: PlantedBugs::default(),
         }
+    }
+
+    /// Plants bugs for the simulator's checker tests.
+    pub fn plant(&mut self, bugs: PlantedBugs) {
+        self.bugs = bugs;
     }
 
     // ---- Observers.
@@ -380,6 +407,9 @@ impl Engine {
     fn ready(&mut self) -> Result<(), EngineError> {
         let mut ready = self.raft.ready();
         self.send_messages(std::mem::take(&mut ready.messages));
+        if self.bugs.ack_before_sync {
+            self.send_messages(std::mem::take(&mut ready.persisted_messages));
+        }
         let deferred = ready.must_sync
             && ready.may_defer_sync
             && (!ready.entries.is_empty() || self.disk.syncing());
@@ -399,7 +429,8 @@ impl Engine {
             );
             self.out.extend(ops.into_iter().map(Output::Disk));
             self.send_messages(messages);
-            self.finish(ready, true)
+            let counts = self.bugs.leader_counts_unsynced && self.raft.role() == Role::Leader;
+            self.finish(ready, !counts)
         } else if ready.must_sync {
             self.disk.write_blocking(ready, &mut ops);
             self.out.extend(ops.into_iter().map(Output::Disk));
@@ -506,8 +537,11 @@ impl Engine {
             }
             _ => None,
         };
+        let expiry = matches!(entry.command, Command::ExpireSessions { .. });
         let applied = self.sm.apply(entry);
-        self.fire(applied.triggers);
+        if !(expiry && self.bugs.expiry_hides_deletes) {
+            self.fire(applied.triggers);
+        }
         if let Some((waiter, same_term)) = self.proposals.take(index, term) {
             if same_term {
                 self.complete(waiter, index, applied.response);

@@ -179,10 +179,11 @@ impl Engine {
             // A session moving here would wait for a leader this member
             // cannot reach: it should go on to another.
             Some(Refusal::NoLeader)
-        } else if hello.last_zxid > applied {
+        } else if hello.last_zxid > applied && !self.bugs.serves_behind {
             Some(Refusal::Behind { server: applied, client: hello.last_zxid })
         } else {
             match self.sm.session(session) {
+                None if self.bugs.resumes_expired => None,
                 None => Some(Refusal::Expired { session }),
                 Some(s) if !s.auth.contains(&identity) => Some(Refusal::NotOwner { session }),
                 Some(_) => None,
@@ -201,23 +202,78 @@ impl Engine {
             self.drop_conn(old.conn, None);
         }
         self.watches.remove_session(session);
+        match self.rearm(session, &hello) {
+            Ok((events, events_lost)) => self.welcome(conn, session, applied, events, events_lost),
+            Err(e) => self.drop_conn(conn, Some(Goodbye::BadFrame(e.to_string()))),
+        }
+    }
+
+    /// Re-arms a resumed session's watches. Persistent and recursive
+    /// watches get every change they would have caught since the client's
+    /// last zxid, each once and in zxid order, replayed from the recent
+    /// triggers when they reach back that far; otherwise they report their
+    /// own path's latest change and the session is told events were lost.
+    /// One-shot watches fire at once if their condition changed meanwhile
+    /// (ZooKeeper's setWatches), after the replayed events.
+    fn rearm(
+        &mut self,
+        session: SessionId,
+        hello: &Hello,
+    ) -> Result<(Vec<WatchedEvent>, bool), warren_client::ApiError> {
         let w = &hello.watches;
-        let rearm = Rearm {
+        let lasting = !w.persistent.is_empty() || !w.recursive.is_empty();
+        let replay = hello.last_zxid >= self.sessions.recent_floor;
+        let mut rearm = Rearm {
             last_zxid: hello.last_zxid,
             data: w.data.clone(),
             exist: w.exist.clone(),
             child: w.child.clone(),
-            persistent: w.persistent.clone(),
-            recursive: w.recursive.clone(),
+            persistent: Vec::new(),
+            recursive: Vec::new(),
         };
-        let mut events = self.watches.rearm(session, &rearm, &self.sm);
-        if let Ok(events) = &mut events {
-            events.extend(self.missed_below(session, &hello));
+        let mut events = Vec::new();
+        if replay {
+            events = self.missed(session, hello);
+            for path in &w.persistent {
+                self.watches.add(session, path, WatchKind::Persistent)?;
+            }
+            for path in &w.recursive {
+                self.watches.add(session, path, WatchKind::PersistentRecursive)?;
+            }
+        } else {
+            rearm.persistent = w.persistent.clone();
+            rearm.recursive = w.recursive.clone();
         }
-        match events {
-            Ok(events) => self.welcome(conn, session, applied, events),
-            Err(e) => self.drop_conn(conn, Some(Goodbye::BadFrame(e.to_string()))),
+        events.extend(self.watches.rearm(session, &rearm, &self.sm)?);
+        Ok((events, lasting && !replay))
+    }
+
+    /// What the session's persistent and recursive watches would have
+    /// caught after the client's last zxid, from the recent triggers
+    /// (which hold every trigger after `recent_floor`).
+    fn missed(&self, session: SessionId, hello: &Hello) -> Vec<WatchedEvent> {
+        let w = &hello.watches;
+        let since = hello.last_zxid;
+        if w.persistent.is_empty() && w.recursive.is_empty() {
+            return Vec::new();
         }
+        let auth = self.sm.session(session).map_or_else(Vec::new, |s| s.auth.to_vec());
+        let caught = |t: &Trigger| {
+            w.persistent.iter().any(|p| *t.path == **p)
+                || (t.event != EventType::NodeChildrenChanged
+                    && w.recursive.iter().any(|root| {
+                        *t.path == **root || warren_client::path_is_under(&t.path, root)
+                    }))
+        };
+        let skip = usize::from(self.bugs.replay_skips_one);
+        self.sessions
+            .recent
+            .iter()
+            .filter(|t| t.zxid > since && caught(t))
+            .filter(|t| StateMachine::may_read(&t.acl, &auth))
+            .skip(skip)
+            .map(|t| WatchedEvent { event: t.event, path: t.path.to_string(), zxid: t.zxid })
+            .collect()
     }
 
     fn refuse(&mut self, conn: ConnId, refusal: Refusal) {
@@ -228,11 +284,18 @@ impl Engine {
 
     /// Attaches `session` to `conn`, welcomes it, and sends the events its
     /// re-armed watches fired.
-    fn welcome(&mut self, conn: ConnId, session: SessionId, zxid: Zxid, events: Vec<WatchedEvent>) {
+    fn welcome(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        zxid: Zxid,
+        events: Vec<WatchedEvent>,
+        events_lost: bool,
+    ) {
         let Some(c) = self.sessions.conns.get_mut(&conn) else { return };
         c.session = Some(session);
         let timeout_ms = self.sm.session(session).map_or(0, |s| s.timeout_ms);
-        let welcome = Welcome { session, timeout_ms, server: self.id, zxid };
+        let welcome = Welcome { session, timeout_ms, server: self.id, zxid, events_lost };
         self.out.push(Output::Session { conn, frame: ServerFrame::Welcome(welcome) });
         self.counters.events += events.len() as u64;
         for event in events {
@@ -240,34 +303,6 @@ impl Engine {
         }
         self.sessions.locals.insert(session, Local { conn, queue: VecDeque::new() });
         self.expiry.heard(session);
-    }
-
-    /// Changes below the session's recursive watches (their roots are
-    /// re-armed by the watch table) made after the client's last zxid, from
-    /// the recent triggers, when they reach back that far.
-    fn missed_below(&self, session: SessionId, hello: &Hello) -> Vec<WatchedEvent> {
-        let since = hello.last_zxid;
-        let recent = &self.sessions;
-        if hello.watches.recursive.is_empty() || since < recent.recent_floor {
-            return Vec::new();
-        }
-        let Some(auth) = self.sm.session(session).map(|s| s.auth.clone()) else {
-            return Vec::new();
-        };
-        recent
-            .recent
-            .iter()
-            .filter(|t| t.zxid > since && t.event != EventType::NodeChildrenChanged)
-            .filter(|t| {
-                hello
-                    .watches
-                    .recursive
-                    .iter()
-                    .any(|root| *t.path != **root && warren_client::path_is_under(&t.path, root))
-            })
-            .filter(|t| StateMachine::may_read(&t.acl, &auth))
-            .map(|t| WatchedEvent { event: t.event, path: t.path.to_string(), zxid: t.zxid })
-            .collect()
     }
 
     fn request(&mut self, session: SessionId, conn: ConnId, xid: u64, request: Request) {
@@ -399,7 +434,7 @@ impl Engine {
                 let Response::SessionCreated(session) = response else { return };
                 // A client that left before its session opened is not
                 // welcomed; the session expires on its own.
-                self.welcome(conn, session, Zxid(index.0), Vec::new());
+                self.welcome(conn, session, Zxid(index.0), Vec::new(), false);
             }
             Waiter::Close { session } => {
                 if let Some(local) = self.sessions.locals.remove(&session) {
@@ -473,6 +508,14 @@ impl Engine {
     /// that reached the front.
     fn flush(&mut self, session: SessionId) {
         let applied = self.raft.applied_index();
+        let first = self.out.len();
+        self.flush_front(session, applied);
+        if self.bugs.answers_swapped && self.out.len() >= first + 2 {
+            self.out.swap(first, first + 1);
+        }
+    }
+
+    fn flush_front(&mut self, session: SessionId, applied: LogIndex) {
         loop {
             let Some(local) = self.sessions.locals.get_mut(&session) else { return };
             let conn = local.conn;

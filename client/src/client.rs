@@ -696,12 +696,7 @@ async fn open(
         tokio::spawn(read_frames(recv, tx));
         Ok((Link { server, conn, send, frames: rx }, welcome))
     };
-    match tokio::time::timeout(
-        wait.max(Duration::from_millis(500)),
-        attempt,
-    )
-    .await
-    {
+    match tokio::time::timeout(wait.max(Duration::from_millis(500)), attempt).await {
         Ok(result) => result,
         Err(_) => Err("no answer in time".into()),
     }

@@ -54,15 +54,24 @@ enum Style {
 #[derive(Clone, Debug)]
 enum Kind {
     /// A write; its history slot if it touches only checked keys.
-    Write { op: Op, slot: Option<usize> },
+    Write {
+        op: Op,
+        slot: Option<usize>,
+    },
     /// A linearizable read of a checked key, with its history slot.
-    ReadLinearizable { slot: usize },
+    ReadLinearizable {
+        slot: usize,
+    },
     ReadLocal,
     Sync,
     /// getData with a one-shot watch.
-    WatchData { path: String },
+    WatchData {
+        path: String,
+    },
     /// The recursive watch on `/`, then the persistent one.
-    WatchLasting { recursive: bool },
+    WatchLasting {
+        recursive: bool,
+    },
 }
 
 struct Pending {
@@ -327,7 +336,10 @@ impl SimClient {
             let xid = self.next_xid;
             self.next_xid += 1;
             self.inflight.push_back(Pending { xid, kind, sent_at: now });
-            out.push(Send { member: self.member, input: SessionIn::Request { conn, xid, request } });
+            out.push(Send {
+                member: self.member,
+                input: SessionIn::Request { conn, xid, request },
+            });
         }
         out
     }
@@ -465,7 +477,8 @@ impl SimClient {
             }
             ServerFrame::Response { xid, zxid, result } => {
                 let Some(front) = self.inflight.pop_front() else {
-                    self.violations.push(format!("client {}: an answer to nothing ({xid})", self.id));
+                    self.violations
+                        .push(format!("client {}: an answer to nothing ({xid})", self.id));
                     return Vec::new();
                 };
                 if front.xid != xid {
@@ -701,7 +714,12 @@ pub(crate) fn client_of(conn: ConnId) -> usize {
 /// Whether a session's lasting watches catch a change: the recursive
 /// watch on `/` every change but children changes, the persistent one on
 /// `/` those of `/` too, once it is set.
-pub(crate) fn lasting_catches(record: &LastingRecord, zxid: u64, event: EventType, path: &str) -> bool {
+pub(crate) fn lasting_catches(
+    record: &LastingRecord,
+    zxid: u64,
+    event: EventType,
+    path: &str,
+) -> bool {
     event != EventType::NodeChildrenChanged
         || (path == "/" && record.persistent_from.is_some_and(|from| zxid > from))
 }

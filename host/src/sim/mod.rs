@@ -155,7 +155,11 @@ const CLIENT_LATENCY_MS: u64 = 1;
 #[derive(Debug)]
 enum Event {
     Tick(usize),
-    Deliver { from: u64, to: u64, frame: PeerFrame },
+    Deliver {
+        from: u64,
+        to: u64,
+        frame: PeerFrame,
+    },
     /// A sync (member, generation, id) completed.
     SyncDone(usize, u64, SyncId),
     /// A snapshot (member, generation) was written.
@@ -226,6 +230,8 @@ struct Sim {
     committed: BTreeMap<LogIndex, (Term, u64)>,
     /// Committed entries, for the reference replay at the end.
     entries: BTreeMap<LogIndex, LogEntry>,
+    /// Sessions a committed entry closed or expired, and where.
+    ended: BTreeMap<warren_client::SessionId, LogIndex>,
     /// Per member: the commit index up to which its entries were checked.
     commit_seen: Vec<LogIndex>,
     acked: Vec<(LogIndex, usize)>,
@@ -233,6 +239,9 @@ struct Sim {
     commits_ahead: u64,
     report: SimReport,
 }
+
+/// A change the committed log made: its zxid, event and path.
+type Change = (u64, EventType, String);
 
 /// What the committed-entry checker compares besides the term: a hash of
 /// the payload (0 for a no-op).
@@ -295,8 +304,7 @@ impl Sim {
                 SimClient::new(c, member, &mut rng)
             })
             .collect();
-        let report =
-            SimReport { seed: config.seed, nodes: config.nodes, ..SimReport::default() };
+        let report = SimReport { seed: config.seed, nodes: config.nodes, ..SimReport::default() };
         let n = config.nodes;
         Sim {
             now: 0,
@@ -318,6 +326,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             entries: BTreeMap::new(),
+            ended: BTreeMap::new(),
             commit_seen: vec![LogIndex(0); n],
             acked: Vec::new(),
             acked_after_heal: 0,
@@ -436,6 +445,15 @@ impl Sim {
                 if let ServerFrame::Response { result: Ok(answer), .. } = &frame {
                     self.note_ack(c, answer);
                 }
+                if let ServerFrame::Welcome(w) = &frame
+                    && let Some(&ended) = self.ended.get(&w.session)
+                    && ended.0 <= w.zxid.0
+                {
+                    self.report.violations.push(format!(
+                        "client {c}: session {} welcomed at zxid {} though it ended at {ended} (resurrected)",
+                        w.session, w.zxid
+                    ));
+                }
                 let (members, now) = (self.nodes.len(), self.now);
                 let sends = self.clients[c].on_frame(
                     conn,
@@ -478,8 +496,9 @@ impl Sim {
                 }
             }
             Event::CrashLeader(x, term) => {
-                let leads =
-                    self.nodes[x].raft().is_some_and(|r| r.role() == Role::Leader && r.term() == term);
+                let leads = self.nodes[x]
+                    .raft()
+                    .is_some_and(|r| r.role() == Role::Leader && r.term() == term);
                 if leads && self.healed_at.is_none() {
                     self.crash(x);
                     self.trace(|| format!("crash new leader n{}", x + 1));
@@ -628,6 +647,16 @@ impl Sim {
             Some(_) => {}
             None => {
                 self.committed.insert(index, (term, payload));
+                if let Ok(e) = state_entry(&entry) {
+                    let ended = match e.command {
+                        crate::Command::ExpireSessions { sessions } => sessions,
+                        crate::Command::CloseSession { session } => vec![session],
+                        _ => Vec::new(),
+                    };
+                    for session in ended {
+                        self.ended.entry(session).or_insert(index);
+                    }
+                }
                 self.entries.insert(index, entry);
             }
         }
@@ -877,13 +906,14 @@ impl Sim {
             .map(|r| r.commit_index());
         leader_commit.is_some_and(|c| c.0 == applied.0)
             && self.nodes.iter().all(|x| {
-                x.state().is_some_and(|s| s.last_applied() == applied && s.digest() == first.digest())
+                x.state()
+                    .is_some_and(|s| s.last_applied() == applied && s.digest() == first.digest())
             })
     }
 
     /// Replays the committed log on a fresh state machine: the triggers
     /// every change made, in order, and the final state.
-    fn reference(&self) -> Result<(Vec<(u64, EventType, String)>, StateMachine), String> {
+    fn reference(&self) -> Result<(Vec<Change>, StateMachine), String> {
         let mut sm = StateMachine::new(Limits::default());
         let mut triggers = Vec::new();
         for (expected, (index, entry)) in (1..).zip(&self.entries) {
@@ -900,7 +930,7 @@ impl Sim {
 
     /// Every event a lasting watch caught against the log: each change in
     /// its range once, in order, except where the client was told.
-    fn check_lasting(&mut self, triggers: &[(u64, EventType, String)], record: &LastingRecord) {
+    fn check_lasting(&mut self, triggers: &[Change], record: &LastingRecord) {
         let in_gap = |zxid: u64| record.gaps.iter().any(|&(a, b)| zxid > a && zxid <= b);
         let expected: Vec<(u64, EventType, &str)> = triggers
             .iter()

@@ -16,9 +16,17 @@ use warren_client::wire::ServerFrame;
 
 /// What the world must do for a member.
 pub(crate) enum Effect {
-    Peer { to: u64, frame: PeerFrame },
-    Session { conn: ConnId, frame: ServerFrame },
-    Close { conn: ConnId },
+    Peer {
+        to: u64,
+        frame: PeerFrame,
+    },
+    Session {
+        conn: ConnId,
+        frame: ServerFrame,
+    },
+    Close {
+        conn: ConnId,
+    },
     /// A sync started: report it done after the disk's latency.
     Sync(SyncId),
     /// A snapshot was written (durably): report it after a while.
@@ -147,7 +155,9 @@ impl SimNode {
         config.seed = config.seed.wrapping_add(self.generation);
         let sm = match &self.disk.snapshot {
             // The disk holds only snapshots this member's engine wrote.
-            Some(s) => snapshot::read(&s.data[..], Limits::default()).expect("own snapshot restores"),
+            Some(s) => {
+                snapshot::read(&s.data[..], Limits::default()).expect("own snapshot restores")
+            }
             None => StateMachine::new(Limits::default()),
         };
         // As the store's recovery: entries the snapshot covers are ignored.
@@ -274,6 +284,7 @@ impl SimNode {
     /// log (followers' acknowledgements made the quorum while its deferred
     /// sync ran).
     pub(crate) fn commits_ahead_of_disk(&self) -> bool {
-        self.raft().is_some_and(|r| r.role() == Role::Leader && r.commit_index() > r.persisted_index())
+        self.raft()
+            .is_some_and(|r| r.role() == Role::Leader && r.commit_index() > r.persisted_index())
     }
 }

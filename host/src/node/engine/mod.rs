@@ -166,6 +166,9 @@ pub struct PlantedBugs {
     pub resumes_expired: bool,
     /// Watchers are not told of the deletes an expiry makes.
     pub expiry_hides_deletes: bool,
+    /// A linearizable read is served from the member's state at once,
+    /// without a read index.
+    pub reads_skip_read_index: bool,
 }
 
 /// Who waits for a proposed command.

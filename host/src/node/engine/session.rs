@@ -323,7 +323,9 @@ impl Engine {
                 local.queue.push_back(Slot { xid, state: SlotState::Write });
                 self.propose(Waiter::Request { session, xid }, Command::Request { session, op });
             }
-            request @ (Request::Sync { .. } | Request::Read { linearizable: true, .. }) => {
+            request @ (Request::Sync { .. } | Request::Read { linearizable: true, .. })
+                if !self.bugs.reads_skip_read_index =>
+            {
                 local.queue.push_back(Slot { xid, state: SlotState::ReadIndex(request) });
                 let ctx = self.sessions.next_ctx;
                 self.sessions.next_ctx += 1;

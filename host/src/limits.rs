@@ -86,3 +86,7 @@ pub const PEER_FRAMES_MAX: usize = 4096;
 /// Frames waiting to be written to one client connection before it is cut
 /// off (its stream reset as too slow).
 pub const OUTBOX_FRAMES_MAX: usize = 16_384;
+
+/// Forwards a leader remembers placing in its term, so that one a follower
+/// sends again is answered with its place instead of proposed twice.
+pub const FORWARDS_REMEMBERED_MAX: usize = 65_536;

@@ -6,37 +6,63 @@
 //! after [`FORWARD_WAIT_MS_MAX`]; one the leader placed waits for its
 //! index, unless the member loses its leader (the engine then fails it as
 //! an unknown outcome).
+//!
+//! A forward the leader has not answered is sent again, to the same leader
+//! in the same term only, every three heartbeats: the leader remembers the
+//! forwards it placed in its term by (follower, id) and answers a repeat
+//! with the same place instead of proposing it twice. Ids start at a
+//! random point per engine, so a restarted follower's are new.
 
 use super::{Engine, Output, Waiter};
 use crate::Command;
 use crate::consensus::{LogIndex, ProposeError, Role};
-use crate::limits::FORWARD_WAIT_MS_MAX;
+use crate::limits::{FORWARD_WAIT_MS_MAX, FORWARDS_REMEMBERED_MAX};
 use crate::node::engine::PeerFrame;
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use warren_client::wire::Failure;
 
 /// A write sent to the leader, not yet placed in its log.
 struct Forward {
     waiter: Waiter,
     command: Bytes,
-    /// The leader it was sent to, if it was.
+    /// The leader it was sent to, if it was, in which term, and when.
     sent_to: Option<u64>,
+    sent_term: u64,
+    sent_ms: u64,
     deadline_ms: u64,
 }
 
 /// Proposed and forwarded writes. See the module docs.
-#[derive(Default)]
 pub(super) struct Proposals {
     /// Placed commands by index, with the term they were proposed in.
     placed: BTreeMap<LogIndex, (Waiter, u64)>,
     forwards: BTreeMap<u64, Forward>,
     next_forward: u64,
+    /// Leader: the forwards it placed in `placed_term`, by (follower, id),
+    /// oldest first in `placed_order`.
+    placed_forwards: HashMap<(u64, u64), (u64, u64)>,
+    placed_order: VecDeque<(u64, u64)>,
+    placed_term: u64,
     /// Writes handed to a leader since start (for the simulator's report).
     pub forwarded: u64,
 }
 
 impl Proposals {
+    /// Forward ids start at `first` (random, so a restarted member's do
+    /// not repeat its earlier ones).
+    pub fn new(first: u64) -> Proposals {
+        Proposals {
+            placed: BTreeMap::new(),
+            forwards: BTreeMap::new(),
+            next_forward: first,
+            placed_forwards: HashMap::new(),
+            placed_order: VecDeque::new(),
+            placed_term: 0,
+            forwarded: 0,
+        }
+    }
+
     /// The waiter of the entry at `index`, if this member placed one there,
     /// and whether the entry's term is the one it was proposed in.
     pub fn take(&mut self, index: LogIndex, term: u64) -> Option<(Waiter, bool)> {
@@ -70,9 +96,16 @@ impl Engine {
             }
             Err(ProposeError::NotLeader { .. }) | Err(ProposeError::Transferring) => {
                 let id = self.proposals.next_forward;
-                self.proposals.next_forward += 1;
+                self.proposals.next_forward = id.wrapping_add(1);
                 let deadline_ms = self.now.mono_ms + FORWARD_WAIT_MS_MAX;
-                let forward = Forward { waiter, command: bytes, sent_to: None, deadline_ms };
+                let forward = Forward {
+                    waiter,
+                    command: bytes,
+                    sent_to: None,
+                    sent_term: 0,
+                    sent_ms: 0,
+                    deadline_ms,
+                };
                 self.proposals.forwards.insert(id, forward);
                 self.send_forward(id);
             }
@@ -84,18 +117,45 @@ impl Engine {
             return;
         };
         let Some(forward) = self.proposals.forwards.get_mut(&id) else { return };
+        if forward.sent_to.is_none() {
+            self.proposals.forwarded += 1;
+        }
         forward.sent_to = Some(leader);
-        self.proposals.forwarded += 1;
+        forward.sent_term = self.raft.term().0;
+        forward.sent_ms = self.now.mono_ms;
         let frame = PeerFrame::Forward { id, command: forward.command.to_vec() };
         self.out.push(Output::Peer { to: leader, frame });
     }
 
     /// Leader: a follower forwards a command.
     pub(super) fn forwarded_command(&mut self, from: u64, id: u64, command: Vec<u8>) {
+        let term = self.raft.term().0;
+        let p = &mut self.proposals;
+        if p.placed_term != term {
+            p.placed_forwards.clear();
+            p.placed_order.clear();
+            p.placed_term = term;
+        }
+        if let Some(&(index, term)) = p.placed_forwards.get(&(from, id)) {
+            // Sent again: it is placed already.
+            let frame = PeerFrame::Forwarded { id, result: Ok((index, term)) };
+            self.out.push(Output::Peer { to: from, frame });
+            return;
+        }
         let stamp = self.stamps.stamp(self.now);
         let result = match self.raft.propose(Bytes::from(command), stamp) {
             // The follower that asked answers its client.
-            Ok(index) => Ok((index.0, self.raft.term().0)),
+            Ok(index) => {
+                let p = &mut self.proposals;
+                p.placed_forwards.insert((from, id), (index.0, term));
+                p.placed_order.push_back((from, id));
+                if p.placed_order.len() > FORWARDS_REMEMBERED_MAX
+                    && let Some(old) = p.placed_order.pop_front()
+                {
+                    p.placed_forwards.remove(&old);
+                }
+                Ok((index.0, term))
+            }
             Err(ProposeError::NotLeader { leader }) => Err(leader.map(|l| l.0)),
             Err(ProposeError::Transferring) => Err(None),
         };
@@ -125,10 +185,18 @@ impl Engine {
     pub(super) fn tick_forwards(&mut self) {
         let ids: Vec<u64> = self.proposals.forwards.keys().copied().collect();
         let current = self.raft.leader().map(|l| l.0);
+        let term = self.raft.term().0;
         let leader = self.raft.role() == Role::Leader;
+        let timing = self.options.timing;
+        let resend_ms = 3 * u64::from(timing.heartbeat_ticks) * timing.tick_ms;
         for id in ids {
             let Some(f) = self.proposals.forwards.get(&id) else { continue };
-            let deposed = f.sent_to.is_some_and(|to| current.is_some_and(|c| c != to));
+            let deposed = f.sent_to.is_some_and(|to| {
+                current.is_some_and(|c| c != to) || (current.is_some() && f.sent_term != term)
+            });
+            let unanswered = f.sent_to.is_some_and(|to| current == Some(to))
+                && f.sent_term == term
+                && self.now.mono_ms >= f.sent_ms + resend_ms;
             if f.deadline_ms <= self.now.mono_ms || deposed {
                 let Some(f) = self.proposals.forwards.remove(&id) else { continue };
                 let failure = match (f.sent_to, deposed) {
@@ -141,6 +209,8 @@ impl Engine {
                     (None, _) => Failure::Unavailable { why: "no leader was reachable".into() },
                 };
                 self.fail(f.waiter, failure);
+            } else if unanswered {
+                self.send_forward(id);
             } else if f.sent_to.is_none() {
                 if leader {
                     let Some(f) = self.proposals.forwards.remove(&id) else { continue };

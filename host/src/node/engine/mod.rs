@@ -235,7 +235,7 @@ impl Engine {
             watches: WatchTable::default(),
             options,
             sessions,
-            proposals: Proposals::default(),
+            proposals: Proposals::new(seed.rotate_left(29)),
             expiry: Expiry::default(),
             disk: Disk::default(),
             stamps: Stamps::default(),

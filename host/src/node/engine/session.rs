@@ -14,7 +14,6 @@
 use super::{Engine, Output, Waiter};
 use crate::consensus::{LogIndex, ReadState};
 use crate::limits::{RECENT_TRIGGERS_MAX, SESSION_REQUESTS_MAX};
-use crate::rng::SplitMix64;
 use crate::{Command, Rearm, Response, StateMachine, Trigger};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use warren_client::wire::{
@@ -97,8 +96,6 @@ pub(super) struct Sessions {
     /// `recent_floor`.
     recent: VecDeque<Trigger>,
     recent_floor: Zxid,
-    #[allow(dead_code)]
-    rng: SplitMix64,
 }
 
 impl Sessions {
@@ -107,10 +104,11 @@ impl Sessions {
             conns: BTreeMap::new(),
             locals: BTreeMap::new(),
             reads: HashMap::new(),
-            next_ctx: 1,
+            // Random, so that an answer meant for a read of this member's
+            // previous run cannot be taken for one of this run's.
+            next_ctx: seed.rotate_left(11) | 1,
             recent: VecDeque::new(),
             recent_floor: applied,
-            rng: SplitMix64::new(seed),
         }
     }
 
@@ -328,7 +326,7 @@ impl Engine {
             {
                 local.queue.push_back(Slot { xid, state: SlotState::ReadIndex(request) });
                 let ctx = self.sessions.next_ctx;
-                self.sessions.next_ctx += 1;
+                self.sessions.next_ctx = ctx.wrapping_add(1);
                 self.sessions.reads.insert(ctx, (session, xid));
                 self.raft.read_index(ctx);
             }
@@ -487,7 +485,9 @@ impl Engine {
     /// Answers the sessions whose front slot became ready with this round's
     /// applies.
     pub(super) fn flush_ready_reads(&mut self) {
-        let applied = self.raft.applied_index();
+        // What the state machine has applied: consensus counts entries as
+        // applied when it hands them out, before this member applies them.
+        let applied = LogIndex(self.sm.last_applied().0);
         let ready: Vec<SessionId> = self
             .sessions
             .locals
@@ -509,7 +509,9 @@ impl Engine {
     /// Sends the answers at the front of a session's queue, running reads
     /// that reached the front.
     fn flush(&mut self, session: SessionId) {
-        let applied = self.raft.applied_index();
+        // What the state machine has applied: consensus counts entries as
+        // applied when it hands them out, before this member applies them.
+        let applied = LogIndex(self.sm.last_applied().0);
         let first = self.out.len();
         self.flush_front(session, applied);
         if self.bugs.answers_swapped && self.out.len() >= first + 2 {

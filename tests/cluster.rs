@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Cluster;
+use common::{Cluster, retry};
 use std::time::Duration;
 use warren_client::{Client, CreateMode, Error, EventType};
 
@@ -404,4 +404,77 @@ async fn a_member_runs_with_transparent_huge_pages_off() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("THP_enabled line");
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
+
+/// How a member fails in [`a_client_moves_off_a_dead_or_stopped_member_and_keeps_its_session`].
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// SIGKILL.
+    Killed,
+    /// SIGSTOP: the process and its sockets stay, silent.
+    Stopped,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_moves_off_a_dead_or_stopped_member_and_keeps_its_session() {
+    // Proves a client whose member is killed or stopped moves to a working
+    // member on its own and keeps its session (its ephemeral node stays),
+    // for a follower and for the leader. Prints each failover time (from
+    // the fault to the first write answered again) for the notes; the
+    // assertion is only that it came before the session could expire.
+    let mut cluster = Cluster::start("failover", 3);
+    let probe = cluster.client().await;
+    probe.create("/probe", b"", CreateMode::Persistent).await.expect("probe");
+    let mut round = 0;
+    for failure in [Failure::Killed, Failure::Stopped] {
+        for target in ["follower", "leader"] {
+            round += 1;
+            let leader = cluster.leader(&probe).await;
+            let member = match target {
+                "leader" => leader,
+                _ => (1..=3).find(|&id| id != leader).expect("a follower"),
+            };
+            let mut config = cluster.client_config();
+            let first = cluster.addr(member);
+            config.servers.sort_by_key(|&addr| addr != first);
+            config.shuffle = false;
+            let client = retry(|| Client::connect(&config)).await;
+            let ephemeral = format!("/alive-{round}");
+            client.create(&ephemeral, b"", CreateMode::Ephemeral).await.expect("ephemeral");
+            let pid = cluster.procs[(member - 1) as usize].as_ref().expect("running").id();
+            let started = std::time::Instant::now();
+            match failure {
+                Failure::Killed => cluster.kill(member),
+                Failure::Stopped => {
+                    // SAFETY: kill(2) with a child's pid and a signal.
+                    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                }
+            }
+            let answered = loop {
+                let value = format!("{round}");
+                if client.set_data("/probe", value.as_bytes(), None).await.is_ok() {
+                    break started.elapsed();
+                }
+                assert!(
+                    started.elapsed() < client.session_timeout(),
+                    "{failure:?} {target}: no write answered within the session timeout"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            println!("failover after a {failure:?} {target}: {} ms", answered.as_millis());
+            assert!(
+                client.exists(&ephemeral).await.expect("exists").is_some(),
+                "{failure:?} {target}: the session's ephemeral node went, so the session did"
+            );
+            client.close().await.expect("close");
+            match failure {
+                Failure::Killed => cluster.restart(member),
+                Failure::Stopped => {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+                }
+            }
+            cluster.converged(&[1, 2, 3]).await;
+        }
+    }
 }

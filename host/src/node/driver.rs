@@ -76,8 +76,11 @@ pub(crate) struct Driver {
     outboxes: HashMap<ConnId, Outbox>,
     start: Instant,
     running: Option<Running>,
-    /// Disk ops that wait for the running sync, in order.
+    /// Writes and compactions that wait for the running sync, in order
+    /// (consecutive writes merged into one batch), and the last sync asked
+    /// for meanwhile.
     waiting: VecDeque<DiskOp>,
+    waiting_sync: Option<SyncId>,
     /// Writes built and not yet made, for the next sync (or made in line
     /// at the end of the round).
     staged: Vec<PreparedWrite>,
@@ -120,6 +123,7 @@ impl Driver {
             start,
             running: None,
             waiting: VecDeque::new(),
+            waiting_sync: None,
             staged: Vec::new(),
             sent: false,
             overflowed: Vec::new(),
@@ -234,24 +238,21 @@ impl Driver {
             let must_wait = matches!(op, DiskOp::InstallSnapshot(_))
                 || matches!(op, DiskOp::Sync { .. } if self.engine.is_blocked());
             if !must_wait {
-                self.waiting.push_back(op);
+                self.wait(op);
                 return Ok(());
             }
             // The engine waits for this one: end the running sync first,
-            // then make what waited for it.
+            // then make what waited for it; the sync this op makes (or,
+            // for a snapshot, the Ready's right after it) covers the syncs
+            // asked for meanwhile, whose ids are below its own.
             if let Some(running) = self.running.take() {
                 let result = running.handle.await;
                 self.storage.synced(join_result(&self.storage, result))?;
                 self.engine.handle(Input::Synced(running.sync), now(self.start))?;
             }
+            self.waiting_sync = None;
             while let Some(waiting) = self.waiting.pop_front() {
-                match waiting {
-                    // Covered by the sync this op makes (or, for a
-                    // snapshot, by the Ready's sync right after it): its
-                    // id is below that one's, whose report covers it.
-                    DiskOp::Sync { .. } => {}
-                    other => Box::pin(self.disk(other)).await?,
-                }
+                Box::pin(self.disk(waiting)).await?;
             }
         }
         match op {
@@ -296,6 +297,29 @@ impl Driver {
         Ok(())
     }
 
+    /// Keeps an op for when the running sync ends: a write joins the write
+    /// before it, if that is the last op waiting (entries replace every
+    /// stored entry from their first index on, so the later ones cut the
+    /// earlier ones' tail); a sync only moves the id to report.
+    fn wait(&mut self, op: DiskOp) {
+        match (op, self.waiting.back_mut()) {
+            (DiskOp::Sync { id, .. }, _) => self.waiting_sync = Some(id),
+            (
+                DiskOp::Write { hard_state, entries },
+                Some(DiskOp::Write { hard_state: pending_state, entries: pending }),
+            ) => {
+                if hard_state.is_some() {
+                    *pending_state = hard_state;
+                }
+                if let Some(first) = entries.first() {
+                    pending.retain(|e| e.index < first.index);
+                    pending.extend(entries);
+                }
+            }
+            (op, _) => self.waiting.push_back(op),
+        }
+    }
+
     /// Makes the staged writes, unsynced.
     fn make_staged(&mut self) -> Result<(), DriverError> {
         for write in std::mem::take(&mut self.staged) {
@@ -313,12 +337,14 @@ impl Driver {
     ) -> Result<(), DriverError> {
         self.storage.synced(join_result(&self.storage, result))?;
         self.engine.handle(Input::Synced(sync), now(self.start))?;
+        // What waited is made now, and synced by one sync beside the
+        // engine that answers for the last id (group commit: the writes of
+        // every Ready that came during one sync, in one batch).
         while let Some(op) = self.waiting.pop_front() {
-            if self.running.is_some() {
-                self.waiting.push_front(op);
-                break;
-            }
             self.disk(op).await?;
+        }
+        if let Some(id) = self.waiting_sync.take() {
+            self.disk(DiskOp::Sync { id, inline: false }).await?;
         }
         self.round().await
     }

@@ -655,6 +655,21 @@ impl SimClient {
         }
     }
 
+    /// One line on the client, for traces.
+    pub(crate) fn status(&self) -> String {
+        format!(
+            "client {}: n{} conn {:?} welcomed {} session {:?} quiet until {} closing {} in flight {:?}",
+            self.id,
+            self.member + 1,
+            self.conn,
+            self.welcomed,
+            self.session,
+            self.quiet_until,
+            self.closing,
+            self.inflight.iter().map(|p| (p.xid, p.sent_at)).collect::<Vec<_>>()
+        )
+    }
+
     /// Whether the client waits for nothing (the run may converge).
     pub(crate) fn is_idle(&self) -> bool {
         self.inflight.is_empty()

@@ -824,6 +824,10 @@ impl Sim {
             }
         }
         self.trace(|| "healed".into());
+        for c in 0..self.clients.len() {
+            let status = self.clients[c].status();
+            self.trace(|| status);
+        }
     }
 
     // ---- Checkers.

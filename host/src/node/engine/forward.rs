@@ -166,6 +166,21 @@ impl Engine {
     pub(super) fn forward_answered(&mut self, id: u64, result: Result<(u64, u64), Option<u64>>) {
         let Some(forward) = self.proposals.forwards.remove(&id) else { return };
         match result {
+            Ok((index, term)) if index <= self.sm.last_applied().0 => {
+                // The answer came after this member applied the index (it
+                // was sent again, or overtaken): the reply is gone, but the
+                // entry's term still tells whether it was this write.
+                let failure = if self.raft.term_at(LogIndex(index)).is_some_and(|t| t.0 != term) {
+                    Failure::Unavailable {
+                        why: "leadership changed before the write committed".into(),
+                    }
+                } else {
+                    Failure::OutcomeUnknown {
+                        why: "the leader's answer came after the write was applied here".into(),
+                    }
+                };
+                self.fail(forward.waiter, failure);
+            }
             Ok((index, term)) => {
                 self.proposals.placed.insert(LogIndex(index), (forward.waiter, term));
             }

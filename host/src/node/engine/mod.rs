@@ -389,20 +389,36 @@ impl Engine {
     /// their clients reach the quorum through another member, and keep
     /// their sessions, instead of waiting here until the partition heals.
     fn check_leader_contact(&mut self) {
-        let timing = self.options.timing;
-        let window = u64::from(timing.election_ticks) * timing.tick_ms;
-        let in_touch = self.raft.leader().is_some()
-            && self.now.mono_ms.saturating_sub(self.leader_contact_ms) < window;
-        if in_touch {
+        if self.in_touch() {
             self.shedding = false;
             return;
         }
-        if self.now.mono_ms.saturating_sub(self.leader_contact_ms) < window || self.shedding {
+        if self.now.mono_ms.saturating_sub(self.leader_contact_ms) < self.contact_window_ms()
+            || self.shedding
+        {
             return;
         }
         self.shedding = true;
         self.counters.shed += 1;
         self.shed_sessions();
+    }
+
+    /// An election timeout: how long a member may go without a word from
+    /// a leader (or, leading, from a quorum) and still serve.
+    fn contact_window_ms(&self) -> u64 {
+        let timing = self.options.timing;
+        u64::from(timing.election_ticks) * timing.tick_ms
+    }
+
+    /// Whether this member knows a leader and heard from it (or, leading,
+    /// from a quorum) within an election timeout: it can serve a session.
+    pub(super) fn in_touch(&self) -> bool {
+        let window = self.contact_window_ms();
+        if let Some(silent) = self.raft.quorum_silent_ticks() {
+            return silent.saturating_mul(self.options.timing.tick_ms) < window;
+        }
+        self.raft.leader().is_some()
+            && self.now.mono_ms.saturating_sub(self.leader_contact_ms) < window
     }
 
     // ---- Consensus output.

@@ -173,7 +173,7 @@ impl Engine {
             self.propose(Waiter::Open { conn }, command);
             return;
         };
-        let refusal = if self.shedding {
+        let refusal = if !self.in_touch() {
             // A session moving here would wait for a leader this member
             // cannot reach: it should go on to another.
             Some(Refusal::NoLeader)

@@ -20,6 +20,7 @@
 //! TLS 1.3 resumption is off on both sides, so every connection shows the
 //! certificate its peer holds now, never one from an earlier session.
 
+use crate::limits::CLIENT_NAME_BYTES_MAX;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -68,9 +69,6 @@ const CA_VALIDITY_DAYS: i64 = 3650;
 /// Node and client certificates are rotated with a new issue plus
 /// [`Tls::reload`]; a year bounds the life of a leaked key.
 const LEAF_VALIDITY_DAYS: i64 = 365;
-
-/// X.509's upper bound on a common name (RFC 5280, ub-common-name).
-const CLIENT_NAME_BYTES_MAX: usize = 64;
 
 /// Everything that can go wrong issuing, loading or checking certificates.
 /// Each message names the file or thing and the next step.

@@ -2,21 +2,15 @@
 //! limiter, all in the call's store. Every answer depends only on the entry
 //! being applied.
 
+use super::CallLimits;
 use super::op::warren::plugin::tree;
 use super::val::warren::plugin::host;
-use super::{CallLimits, TABLE_ELEMENTS_MAX};
+use crate::limits::{
+    PLUGIN_LOG_LINE_BYTES_MAX, PLUGIN_LOG_LINES_MAX, PLUGIN_READ_BYTES_MAX, PLUGIN_READS_MAX,
+    PLUGIN_TABLE_ELEMENTS_MAX,
+};
 use std::sync::Arc;
 use warren_client::Stat;
-
-/// Lines of log one call may leave; further lines are dropped.
-const LOG_LINES_MAX: usize = 16;
-/// Bytes of one log line kept.
-const LOG_LINE_BYTES_MAX: usize = 1024;
-/// Bytes of data and names one call may read from the tree: reads are
-/// host work that fuel does not count, so they are bounded here.
-const READ_BYTES_MAX: usize = 64 << 20;
-/// Reads one call may make.
-const READS_MAX: usize = 100_000;
 
 /// What a call knows of the entry being applied.
 #[derive(Clone, Debug, Default)]
@@ -103,9 +97,9 @@ impl CallState {
     fn charge(&mut self, bytes: usize) -> Result<(), String> {
         self.reads += 1;
         self.read_bytes = self.read_bytes.saturating_add(bytes);
-        if self.reads > READS_MAX || self.read_bytes > READ_BYTES_MAX {
+        if self.reads > PLUGIN_READS_MAX || self.read_bytes > PLUGIN_READ_BYTES_MAX {
             return Err(format!(
-                "the call read more than its budget of {READS_MAX} reads or {READ_BYTES_MAX} bytes"
+                "the call read more than its budget of {PLUGIN_READS_MAX} reads or {PLUGIN_READ_BYTES_MAX} bytes"
             ));
         }
         Ok(())
@@ -151,7 +145,7 @@ impl wasmtime::ResourceLimiter for CallState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= TABLE_ELEMENTS_MAX && maximum.is_none_or(|max| desired <= max))
+        Ok(desired <= PLUGIN_TABLE_ELEMENTS_MAX && maximum.is_none_or(|max| desired <= max))
     }
 
     fn instances(&self) -> usize {
@@ -172,11 +166,11 @@ impl wasmtime::ResourceLimiter for CallState {
 impl host::Host for CallState {
     fn log(&mut self, message: String) {
         let mut line = message;
-        super::truncate_utf8(&mut line, LOG_LINE_BYTES_MAX);
+        super::truncate_utf8(&mut line, PLUGIN_LOG_LINE_BYTES_MAX);
         if let Some(message) = line.strip_prefix("panic: ") {
             self.panic = Some(message.to_owned());
         }
-        if self.log_lines >= LOG_LINES_MAX {
+        if self.log_lines >= PLUGIN_LOG_LINES_MAX {
             return;
         }
         self.log_lines += 1;

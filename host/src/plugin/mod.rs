@@ -30,6 +30,10 @@
 
 mod host;
 
+use crate::limits::{
+    PLUGIN_CALLS_MAX, PLUGIN_POOL_MEMORY_BYTES_MAX, PLUGIN_POOL_RESIDENT_BYTES_MAX,
+    PLUGIN_STACK_BYTES_MAX, PLUGIN_TABLE_ELEMENTS_MAX,
+};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -66,34 +70,6 @@ pub use val::{Change, ChangeKind};
 /// The interfaces each world may import, fully qualified.
 const HOST_INTERFACE: &str = "warren:plugin/host@0.1.0";
 const TREE_INTERFACE: &str = "warren:plugin/tree@0.1.0";
-
-/// The deepest the guest's native stack may go.
-const STACK_BYTES_MAX: usize = 512 * 1024;
-
-/// Table elements one call may grow to.
-const TABLE_ELEMENTS_MAX: usize = 100_000;
-
-/// Plugin calls that may run at once in this process. A node makes one at
-/// a time (its core applies entries in order); tests and the
-/// simulator run several state machines at once. Calls beyond this wait
-/// for a slot rather than fail, so the pool's size never changes an
-/// outcome.
-const CONCURRENT_CALLS: u32 = 16;
-
-/// The largest linear memory a pool slot holds: the most any plugin may
-/// be given (`Limits::plugin_memory_max`'s default).
-const POOL_MEMORY_MAX: usize = 256 << 20;
-
-/// Dirty pages of linear memory reset in place after a call (found with
-/// Linux's PAGEMAP_SCAN, see `pagemap_scan` below), instead of discarded
-/// with madvise and faulted in again by the next call. A Rust plugin's
-/// stack ends at 1 MiB and its heap starts above it, so the pages a call
-/// dirties are not at the bottom of memory, where a plain memset would
-/// reset them. With the scan, `cargo bench -p warren --bench plugins` gave
-/// a counter call 12.9 µs and a json-schema validation 44.8 µs, against
-/// 22.3 µs and 62.9 µs resetting the first 64 KiB and discarding the rest;
-/// 64 KiB, 256 KiB, 1 MiB and 4 MiB kept measured the same.
-const POOL_KEEP_RESIDENT: usize = 256 << 10;
 
 /// The fuel table: one unit per instruction, as wasmtime's default, made
 /// explicit so that a wasmtime upgrade cannot change what a plugin may do
@@ -133,21 +109,21 @@ fn engine() -> &'static Engine {
             .wasm_memory64(false)
             .wasm_backtrace_max_frames(None)
             .wasm_backtrace_details(WasmBacktraceDetails::Disable)
-            .max_wasm_stack(STACK_BYTES_MAX);
+            .max_wasm_stack(PLUGIN_STACK_BYTES_MAX);
         // Instances come from a pool of pre-reserved slots: a fresh
         // instance per call then costs no mmap/munmap (counter call 42 µs
         // on demand, 23 µs pooled).
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(CONCURRENT_CALLS)
+        pool.total_component_instances(PLUGIN_CALLS_MAX)
             .max_core_instances_per_component(16)
-            .total_core_instances(CONCURRENT_CALLS * 16)
+            .total_core_instances(PLUGIN_CALLS_MAX * 16)
             .max_memories_per_component(4)
-            .total_memories(CONCURRENT_CALLS * 4)
+            .total_memories(PLUGIN_CALLS_MAX * 4)
             .max_tables_per_component(16)
-            .total_tables(CONCURRENT_CALLS * 16)
-            .table_elements(TABLE_ELEMENTS_MAX)
-            .max_memory_size(POOL_MEMORY_MAX)
-            .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
+            .total_tables(PLUGIN_CALLS_MAX * 16)
+            .table_elements(PLUGIN_TABLE_ELEMENTS_MAX)
+            .max_memory_size(PLUGIN_POOL_MEMORY_BYTES_MAX)
+            .linear_memory_keep_resident(PLUGIN_POOL_RESIDENT_BYTES_MAX)
             .table_keep_resident(64 << 10)
             // Where the kernel has it (6.7 and later); otherwise the first
             // bytes are reset with memset and the rest discarded. Either
@@ -205,7 +181,7 @@ impl Slots {
     fn acquire() -> Slot {
         static SLOTS: Slots = Slots { running: Mutex::new(0), freed: Condvar::new() };
         let mut running = SLOTS.running.lock().unwrap_or_else(|e| e.into_inner());
-        while *running >= CONCURRENT_CALLS {
+        while *running >= PLUGIN_CALLS_MAX {
             running = SLOTS.freed.wait(running).unwrap_or_else(|e| e.into_inner());
         }
         *running += 1;

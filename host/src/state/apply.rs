@@ -6,6 +6,7 @@
 use super::plugins::{Binding, Installed, Registry, prepare};
 use super::{Command, Entry, Response, StateMachine, Trigger};
 use crate::limits::Limits;
+use crate::limits::PLUGIN_MESSAGE_BYTES_MAX;
 use crate::path;
 use crate::plugin::{self, CallContext, CallLimits, ChangeKind, Compiled, TreeRead};
 use crate::state::acl;
@@ -21,9 +22,6 @@ use warren_client::{
     Acl, ApiError, BadArgument, CreateMode, EventType, Id, Op, OpResult, Perms, PluginFailure,
     PluginOp, PluginRefusal, PluginWorld, Reply, SessionId, Stat, TTL_MS_MAX, Zxid,
 };
-
-/// Bytes of a plugin's reason or error message kept in the reply.
-const PLUGIN_MESSAGE_BYTES_MAX: usize = 1024;
 
 pub(super) fn apply(sm: &mut StateMachine, entry: Entry, triggers: &mut Vec<Trigger>) -> Response {
     let mut txn = Txn {

@@ -3,6 +3,7 @@
 //! is replicated state (changed only by entries, in snapshots and in the
 //! digest); the compiled code beside each entry is a node-local cache.
 
+use crate::limits::PLUGIN_PREPARED_BYTES_MAX;
 use crate::plugin::{self, CallLimits, Compiled};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -175,7 +176,7 @@ impl Binding {
 /// Runs validator `name`'s `prepare` on `config`: `Ok(Ok(prepared))`,
 /// `Ok(Err(reason))` when the validator refuses the configuration, `Err`
 /// when it fails (a trap, a limit, or a result over
-/// [`PREPARED_BYTES_MAX`]).
+/// [`PLUGIN_PREPARED_BYTES_MAX`]).
 pub(crate) fn prepare(
     name: &str,
     compiled: &Compiled,
@@ -186,21 +187,16 @@ pub(crate) fn prepare(
         Ok(prepared) => prepared,
         Err(reason) => return Ok(Err(reason)),
     };
-    if prepared.len() > PREPARED_BYTES_MAX {
+    if prepared.len() > PLUGIN_PREPARED_BYTES_MAX {
         return Err(PluginFailure::BadOutput {
             why: format!(
-                "a prepared configuration of {} bytes, over the limit of {PREPARED_BYTES_MAX}",
+                "a prepared configuration of {} bytes, over the limit of {PLUGIN_PREPARED_BYTES_MAX}",
                 prepared.len()
             ),
         });
     }
     Ok(Ok(Bytes::from(prepared)))
 }
-
-/// The largest prepared configuration: fixed (not a cluster limit), so
-/// that whether a configuration prepares never depends on a member's
-/// settings.
-pub(crate) const PREPARED_BYTES_MAX: usize = 4 << 20;
 
 /// The snapshot's code for a world.
 pub(crate) fn world_code(world: PluginWorld) -> u8 {

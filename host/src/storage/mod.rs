@@ -22,6 +22,7 @@ mod snapshot_file;
 pub use restart::{RestartError, rebuild, state_entry};
 
 use crate::consensus::{HardState, LogEntry, LogIndex, Restored, Snapshot, SnapshotMeta, Term};
+use crate::limits::{LOG_MEMTABLE_BYTES_MAX, LOG_MEMTABLE_HARD_BYTES_MAX};
 use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use record::{
     RecordError, decode_entry, decode_hard_state, encode_entry, encode_hard_state, key_index,
@@ -33,14 +34,6 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 const HARD_STATE_KEY: &[u8] = b"hard_state";
-/// Bytes of log entries (as fjall counts them) held in memory before the
-/// log's memtable is flushed to a table.
-const LOG_MEMTABLE: u64 = 16 << 20;
-/// The size at which fjall flushes the log's memtable by itself: a bound
-/// that [`Storage`]'s own, staggered flushes stay below. (fjall keeps a
-/// keyspace's options from its creation, so a log created before this
-/// flushes at [`LOG_MEMTABLE`] too, whichever comes first.)
-const LOG_MEMTABLE_MAX: u64 = 2 * LOG_MEMTABLE;
 
 /// The payload the crash test writes at `index`, so that a reader can
 /// check every recovered entry byte for byte.
@@ -266,7 +259,8 @@ impl Storage {
         // resident per member (BENCHMARKS.md), for a flush every second or
         // two under load. `write` starts those flushes (see
         // `stagger_flushes`); fjall's own bound is above them.
-        let log_options = || KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE_MAX);
+        let log_options =
+            || KeyspaceCreateOptions::default().max_memtable_size(LOG_MEMTABLE_HARD_BYTES_MAX);
         let log = db.keyspace("log", log_options).map_err(engine)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(engine)?;
         let snapshot = snapshot_file::latest(&dir.join("snapshots"))?;
@@ -279,7 +273,7 @@ impl Storage {
             first: LogIndex(1),
             last: LogIndex(0),
             poisoned: false,
-            flush_at: LOG_MEMTABLE,
+            flush_at: LOG_MEMTABLE_BYTES_MAX,
             rotating: None,
         };
         let hard_state = storage.recover_hard_state()?;
@@ -306,8 +300,8 @@ impl Storage {
     /// and a new version file under the locks writes take): then no quorum
     /// can acknowledge anything. Out of step, the others form one.
     pub fn stagger_flushes(&mut self, place: u64, places: u64) {
-        let early = LOG_MEMTABLE / places.max(1) * (place % places.max(1));
-        self.flush_at = LOG_MEMTABLE - early;
+        let early = LOG_MEMTABLE_BYTES_MAX / places.max(1) * (place % places.max(1));
+        self.flush_at = LOG_MEMTABLE_BYTES_MAX - early;
     }
 
     /// Writes the hard state (if any) and entries (replacing every stored
@@ -386,11 +380,11 @@ impl Storage {
         {
             return;
         }
-        self.flush_at = LOG_MEMTABLE;
+        self.flush_at = LOG_MEMTABLE_BYTES_MAX;
         let (log, dir) = (self.log.clone(), self.dir.clone());
         let rotate = move || {
             if let Err(e) = log.rotate_memtable() {
-                // fjall flushes by itself at `LOG_MEMTABLE_MAX`.
+                // fjall flushes by itself at `LOG_MEMTABLE_HARD_BYTES_MAX`.
                 tracing::warn!("flushing the log in {} failed: {e}", dir.display());
             }
         };

@@ -30,6 +30,9 @@ struct Forward {
     sent_to: Option<u64>,
     sent_term: u64,
     sent_ms: u64,
+    /// Times it was sent: after two, a refusal no longer means the leader
+    /// never placed it (an earlier send may have been).
+    sends: u32,
     deadline_ms: u64,
 }
 
@@ -104,6 +107,7 @@ impl Engine {
                     sent_to: None,
                     sent_term: 0,
                     sent_ms: 0,
+                    sends: 0,
                     deadline_ms,
                 };
                 self.proposals.forwards.insert(id, forward);
@@ -123,6 +127,7 @@ impl Engine {
         forward.sent_to = Some(leader);
         forward.sent_term = self.raft.term().0;
         forward.sent_ms = self.now.mono_ms;
+        forward.sends += 1;
         let frame = PeerFrame::Forward { id, command: forward.command.to_vec() };
         self.out.push(Output::Peer { to: leader, frame });
     }
@@ -184,10 +189,16 @@ impl Engine {
             Ok((index, term)) => {
                 self.proposals.placed.insert(LogIndex(index), (forward.waiter, term));
             }
+            Err(_) if forward.sends > 1 => {
+                // Refused when sent again: the first send may have been
+                // placed before the leader stepped down.
+                let why = "the leader changed before it answered".to_string();
+                self.fail(forward.waiter, Failure::OutcomeUnknown { why });
+            }
             Err(_) => {
-                // Not the leader after all: try again when one is known,
-                // until the deadline.
-                let forward = Forward { sent_to: None, ..forward };
+                // Not the leader after all, and never placed: try again
+                // when one is known, until the deadline.
+                let forward = Forward { sent_to: None, sends: 0, ..forward };
                 self.proposals.forwards.insert(id, forward);
             }
         }

@@ -380,6 +380,7 @@ impl Engine {
             self.propose(Waiter::Internal, command);
         }
         self.tick_forwards();
+        self.retry_reads();
         self.check_leader_contact();
     }
 

@@ -15,7 +15,7 @@ use super::{Engine, Output, Waiter};
 use crate::consensus::{LogIndex, ReadState};
 use crate::limits::{RECENT_TRIGGERS_MAX, SESSION_REQUESTS_MAX};
 use crate::{Command, Rearm, Response, StateMachine, Trigger};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use warren_client::wire::{
     Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, ServerStatus, Welcome,
 };
@@ -89,8 +89,9 @@ enum SlotState {
 pub(super) struct Sessions {
     conns: BTreeMap<ConnId, Conn>,
     locals: BTreeMap<SessionId, Local>,
-    /// Read-index requests by context.
-    reads: HashMap<u64, (SessionId, u64)>,
+    /// Read-index requests by context: the session, the request, and when
+    /// it was asked (monotonic ms).
+    reads: BTreeMap<u64, (SessionId, u64, u64)>,
     next_ctx: u64,
     /// The latest triggers applied here, oldest first: every trigger after
     /// `recent_floor`.
@@ -103,7 +104,7 @@ impl Sessions {
         Sessions {
             conns: BTreeMap::new(),
             locals: BTreeMap::new(),
-            reads: HashMap::new(),
+            reads: BTreeMap::new(),
             // Random, so that an answer meant for a read of this member's
             // previous run cannot be taken for one of this run's.
             next_ctx: seed.rotate_left(11) | 1,
@@ -325,10 +326,7 @@ impl Engine {
                 if !self.bugs.reads_skip_read_index =>
             {
                 local.queue.push_back(Slot { xid, state: SlotState::ReadIndex(request) });
-                let ctx = self.sessions.next_ctx;
-                self.sessions.next_ctx = ctx.wrapping_add(1);
-                self.sessions.reads.insert(ctx, (session, xid));
-                self.raft.read_index(ctx);
+                self.ask_read_index(session, xid);
             }
             request => {
                 local.queue.push_back(Slot { xid, state: SlotState::Read(request) });
@@ -622,8 +620,37 @@ impl Engine {
         }
     }
 
+    /// Asks consensus for a read index for the request `xid` of `session`.
+    fn ask_read_index(&mut self, session: SessionId, xid: u64) {
+        let ctx = self.sessions.next_ctx;
+        self.sessions.next_ctx = ctx.wrapping_add(1);
+        self.sessions.reads.insert(ctx, (session, xid, self.now.mono_ms));
+        self.raft.read_index(ctx);
+    }
+
+    /// Asks again for read indexes unanswered for three heartbeats: the
+    /// request or its answer may have been lost, and a read may be asked
+    /// for twice (an answer to the old context is then ignored).
+    pub(super) fn retry_reads(&mut self) {
+        let timing = self.options.timing;
+        let again_ms = 3 * u64::from(timing.heartbeat_ticks) * timing.tick_ms;
+        let now = self.now.mono_ms;
+        let stale: Vec<u64> = self
+            .sessions
+            .reads
+            .iter()
+            .filter(|(_, (_, _, asked))| now >= asked + again_ms)
+            .map(|(&ctx, _)| ctx)
+            .collect();
+        for ctx in stale {
+            if let Some((session, xid, _)) = self.sessions.reads.remove(&ctx) {
+                self.ask_read_index(session, xid);
+            }
+        }
+    }
+
     pub(super) fn read_state(&mut self, read: ReadState) {
-        let Some((session, xid)) = self.sessions.reads.remove(&read.ctx) else { return };
+        let Some((session, xid, _)) = self.sessions.reads.remove(&read.ctx) else { return };
         let Some(local) = self.sessions.locals.get_mut(&session) else { return };
         let Some(slot) = local.queue.iter_mut().find(|s| s.xid == xid) else { return };
         match read.index {

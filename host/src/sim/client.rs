@@ -435,9 +435,7 @@ impl SimClient {
         &mut self,
         conn: ConnId,
         frame: ServerFrame,
-        members: usize,
         now: u64,
-        rng: &mut Rng,
         history: &mut [Operation<TreeModel>],
     ) -> Vec<Send> {
         if self.conn != Some(conn) {
@@ -526,7 +524,6 @@ impl SimClient {
                     self.moves += 1;
                 }
                 self.lose_inflight(now, history);
-                let _ = (members, rng);
             }
         }
         Vec::new()

@@ -454,15 +454,8 @@ impl Sim {
                         w.session, w.zxid
                     ));
                 }
-                let (members, now) = (self.nodes.len(), self.now);
-                let sends = self.clients[c].on_frame(
-                    conn,
-                    frame,
-                    members,
-                    now,
-                    &mut self.rng,
-                    &mut self.history,
-                );
+                let now = self.now;
+                let sends = self.clients[c].on_frame(conn, frame, now, &mut self.history);
                 self.client_sends(sends);
                 let think = self.rng.below(20);
                 self.schedule(think, Event::ClientWake(c));

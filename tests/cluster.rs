@@ -6,7 +6,7 @@ mod common;
 
 use common::{Cluster, retry};
 use std::time::Duration;
-use warren_client::{Client, CreateMode, Error, EventType};
+use warren_client::{Acl, ApiError, Client, CreateMode, Error, EventType, Id, Perms};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_every_member_are_read_everywhere_after_sync() {
@@ -293,7 +293,12 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_session_survives() {
     assert!(reset.contains("reset") && reset.contains('1'), "unexpected end: {reset}");
     // The session lives on: a new stream resumes it.
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");
-    let hello = Hello { session: Some(welcome.session), timeout_ms: 30_000, ..Hello::default() };
+    let hello = Hello {
+        session: Some(welcome.session),
+        secret: welcome.secret,
+        timeout_ms: 30_000,
+        ..Hello::default()
+    };
     frame::write(&mut send, &ClientFrame::Hello(hello)).await.expect("hello");
     let first = frame::read::<ServerFrame, _>(&mut recv, frame::FRAME_BYTES_MAX).await;
     assert!(matches!(first, Ok(Some(ServerFrame::Welcome(w))) if w.session == welcome.session));
@@ -358,7 +363,9 @@ async fn a_server_behind_the_client_refuses_to_serve_it() {
     let session = client.session();
     let applied = client.status().await.expect("status").applied;
     let conn = cluster.raw_connection(1).await;
-    let resume = |last_zxid| Hello { session: Some(session), last_zxid, ..Hello::default() };
+    let secret = client.session_secret();
+    let resume =
+        |last_zxid| Hello { session: Some(session), secret, last_zxid, ..Hello::default() };
     let ahead = warren_client::Zxid(applied.0 + 1_000_000);
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");
     frame::write(&mut send, &ClientFrame::Hello(resume(ahead))).await.expect("hello");
@@ -477,4 +484,29 @@ async fn a_client_moves_off_a_dead_or_stopped_member_and_keeps_its_session() {
             cluster.converged(&[1, 2, 3]).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_added_with_add_auth_opens_a_digest_acl() {
+    // Proves addAuth through the Rust client: a node whose ACL names only
+    // digest:bob:<base64 sha1 of bob:pw> is refused to a session on another
+    // member until the session adds bob's credentials, and read after.
+    use base64::Engine as _;
+    let cluster = Cluster::start("addauth", 3);
+    let owner = cluster.client_of(1).await;
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b"bob:pw");
+    let bob = format!("bob:{}", base64::engine::general_purpose::STANDARD.encode(sha1.as_ref()));
+    let acl = vec![Acl::new(Perms::ALL, Id::digest(bob))];
+    owner.create_with_acl("/bobs", b"hi", acl, CreateMode::Persistent).await.expect("create");
+    let reader = cluster.client_of(2).await;
+    reader.sync("/").await.expect("sync");
+    match reader.get_data("/bobs").await {
+        Err(Error::Api(ApiError::NoAuth { .. })) => {}
+        other => panic!("expected NoAuth before addAuth, got {other:?}"),
+    }
+    let wrong = reader.add_auth("ip", b"127.0.0.1").await;
+    assert!(matches!(wrong, Err(Error::Api(ApiError::AuthFailed { .. }))), "{wrong:?}");
+    reader.add_auth("digest", b"bob:pw").await.expect("addAuth");
+    let (data, _) = reader.get_data("/bobs").await.expect("read after addAuth");
+    assert_eq!(data, b"hi");
 }

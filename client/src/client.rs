@@ -20,11 +20,13 @@ use crate::proto::wire::{
 };
 use crate::proto::{
     Acl, ApiError, CreateMode, EventType, Op, OpResult, PLUGIN_FUEL_DEFAULT, PLUGIN_MEMORY_DEFAULT,
-    PluginInfo, PluginOp, SessionId, Stat, WatchKind, WatchedEvent, Zxid,
+    PluginInfo, PluginOp, SessionId, SessionSecret, Stat, WatchKind, WatchedEvent, Zxid,
 };
 use crate::tls;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -208,6 +210,8 @@ impl Watches {
 pub struct Client {
     tx: mpsc::Sender<Cmd>,
     session: SessionId,
+    secret: SessionSecret,
+    events_lost: Arc<AtomicU64>,
     timeout: Duration,
     request_timeout: Duration,
 }
@@ -230,6 +234,10 @@ struct Driver {
     endpoint: quinn::Endpoint,
     quic: quinn::ClientConfig,
     session: SessionId,
+    /// What resumes the session, with its id.
+    secret: SessionSecret,
+    /// Moves whose server could not replay every missed event.
+    events_lost: Arc<AtomicU64>,
     timeout: Duration,
     link: Option<Link>,
     next_xid: u64,
@@ -275,6 +283,7 @@ impl Connector {
         let config = &self.config;
         let hello = Hello {
             session: None,
+            secret: SessionSecret::default(),
             timeout_ms: config.session_timeout.as_millis().min(u32::MAX as u128) as u32,
             last_zxid: Zxid(0),
             watches: WatchSet::default(),
@@ -288,11 +297,14 @@ impl Connector {
                 Ok((link, welcome)) => {
                     let timeout = Duration::from_millis(welcome.timeout_ms.into());
                     let (tx, rx) = mpsc::channel(1024);
+                    let events_lost = Arc::new(AtomicU64::new(0));
                     let driver = Driver {
+                        events_lost: events_lost.clone(),
                         config: config.clone(),
                         endpoint: self.endpoint.clone(),
                         quic: self.quic.clone(),
                         session: welcome.session,
+                        secret: welcome.secret,
                         timeout,
                         link: Some(link),
                         next_xid: 1,
@@ -308,6 +320,8 @@ impl Connector {
                     return Ok(Client {
                         tx,
                         session: welcome.session,
+                        secret: welcome.secret,
+                        events_lost,
                         timeout,
                         request_timeout: config.request_timeout,
                     });
@@ -330,9 +344,34 @@ impl Client {
         self.session
     }
 
+    /// The secret that, with the session's id, resumes it (ZooKeeper's
+    /// session password). Keep it as private as the client's key.
+    pub fn session_secret(&self) -> SessionSecret {
+        self.secret
+    }
+
     /// The negotiated session timeout.
     pub fn session_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// How many times the session moved to a server that could not replay
+    /// every event its persistent and recursive watches may have missed
+    /// (the changes were older than the server keeps to replay). When this
+    /// grows, read again what those watches cover.
+    pub fn events_lost(&self) -> u64 {
+        self.events_lost.load(Ordering::Relaxed)
+    }
+
+    /// Adds an identity to the session for ACL checks, on every server and
+    /// across moves (ZooKeeper's addAuth): scheme `digest` with
+    /// `user:password`, matching ACLs on `digest:user:<base64 sha1>`.
+    pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), Error> {
+        let request = Request::AddAuth { scheme: scheme.to_owned(), auth: auth.to_vec() };
+        match self.call(request, None).await?.0 {
+            Answer::Authenticated => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn call(
@@ -970,6 +1009,7 @@ impl Driver {
                 self.next_server = (self.next_server + 1) % servers.len();
                 let hello = Hello {
                     session: Some(self.session),
+                    secret: self.secret,
                     timeout_ms: self.timeout.as_millis() as u32,
                     last_zxid: self.last_zxid,
                     watches: self.watches.set(),
@@ -978,6 +1018,9 @@ impl Driver {
                     .await
                 {
                     Ok((link, welcome)) => {
+                        if welcome.events_lost {
+                            self.events_lost.fetch_add(1, Ordering::Relaxed);
+                        }
                         self.last_heard = Instant::now();
                         self.last_zxid = self.last_zxid.max(welcome.zxid);
                         self.link = Some(link);

@@ -99,10 +99,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000usize);
     let mut b = Bench { sm: StateMachine::new(Limits::default()), zxid: 0, session: SessionId(0) };
-    b.session = match b.apply(Command::CreateSession { timeout_ms: 10_000, auth: vec![] }) {
-        Response::SessionCreated(id) => id,
-        other => panic!("no session: {other:?}"),
-    };
+    b.session =
+        match b.apply(Command::CreateSession { timeout_ms: 10_000, auth: vec![], secret: None }) {
+            Response::SessionCreated(id) => id,
+            other => panic!("no session: {other:?}"),
+        };
 
     let started = Instant::now();
     b.ok(install("schema", warren_plugins::bytes("json-schema")));

@@ -58,7 +58,11 @@ fn main() {
     pretouch(nodes * 1800);
 
     let mut bench = Bench { sm: StateMachine::new(Limits::default()), zxid: 0, time_ms: 1 };
-    let session = match bench.apply(Command::CreateSession { timeout_ms: 10_000, auth: vec![] }) {
+    let session = match bench.apply(Command::CreateSession {
+        timeout_ms: 10_000,
+        auth: vec![],
+        secret: None,
+    }) {
         Response::SessionCreated(id) => id,
         other => panic!("session not created: {other:?}"),
     };
@@ -261,7 +265,11 @@ fn main() {
 /// parent, named as 64 clients creating in turn name them.
 fn wide_snapshot(children: usize) -> Duration {
     let mut bench = Bench { sm: StateMachine::new(Limits::default()), zxid: 0, time_ms: 1 };
-    let session = match bench.apply(Command::CreateSession { timeout_ms: 10_000, auth: vec![] }) {
+    let session = match bench.apply(Command::CreateSession {
+        timeout_ms: 10_000,
+        auth: vec![],
+        secret: None,
+    }) {
         Response::SessionCreated(id) => id,
         other => panic!("session not created: {other:?}"),
     };

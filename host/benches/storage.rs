@@ -81,7 +81,7 @@ fn restart(dir: &std::path::Path, znodes: u64, tail: u64) {
         sm.apply(Entry { zxid: Zxid(zxid), time_ms: zxid as i64, command });
         zxid
     };
-    next(Command::CreateSession { timeout_ms: 10_000, auth: vec![] }, &mut sm);
+    next(Command::CreateSession { timeout_ms: 10_000, auth: vec![], secret: None }, &mut sm);
     let session = SessionId(1);
     let create = |path: String| Command::Request {
         session,

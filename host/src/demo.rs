@@ -170,7 +170,10 @@ impl Demo {
     }
 
     fn open_session(&mut self, auth: Vec<Id>) -> SessionId {
-        match self.apply("open session", Command::CreateSession { timeout_ms: 10_000, auth }) {
+        match self.apply(
+            "open session",
+            Command::CreateSession { timeout_ms: 10_000, auth, secret: None },
+        ) {
             Response::SessionCreated(id) => id,
             other => unreachable!("a valid timeout always opens a session, got {other:?}"),
         }

@@ -8,7 +8,7 @@ use warren_client::{Acl, CreateMode, Id, Op, SessionId};
 
 fn commands() -> Vec<Command> {
     vec![
-        Command::CreateSession { timeout_ms: 5000, auth: vec![Id::x509("CN=a")] },
+        Command::CreateSession { timeout_ms: 5000, auth: vec![Id::x509("CN=a")], secret: None },
         Command::CloseSession { session: SessionId(7) },
         Command::Request {
             session: SessionId(7),

@@ -313,7 +313,16 @@ impl Model {
         let zxid = entry.zxid.0;
         let now = entry.time_ms;
         match &entry.command {
-            Command::CreateSession { timeout_ms, auth } => {
+            Command::AddAuth { session, id } => {
+                let Some(s) = self.sessions.get_mut(&session.0) else {
+                    return MResp::Done(Err(MErr::SessionExpired(session.0)));
+                };
+                if !s.auth.contains(id) {
+                    s.auth.push(id.clone());
+                }
+                MResp::Done(Ok(()))
+            }
+            Command::CreateSession { timeout_ms, auth, .. } => {
                 if *timeout_ms == 0 {
                     return MResp::Done(err(BadArguments));
                 }
@@ -624,6 +633,8 @@ enum Act {
         alice: bool,
     },
     CloseSession(SessRef),
+    /// Adds alice to the session's identities.
+    AddAuth(SessRef),
     Expire(Vec<SessRef>),
     Req(SessRef, AOp),
     Multi(SessRef, Vec<AOp>),
@@ -776,6 +787,7 @@ fn act() -> BoxedStrategy<Act> {
     prop_oneof![
         4 => create_session(),
         1 => sess().prop_map(Act::CloseSession),
+        2 => sess().prop_map(Act::AddAuth),
         1 => vec(sess(), 0..3).prop_map(Act::Expire),
         50 => (sess(), simple_op()).prop_map(|(s, o)| Act::Req(s, o)),
         15 => (sess(), vec(multi_op(), 0..5)).prop_map(|(s, o)| Act::Multi(s, o)),
@@ -963,8 +975,10 @@ impl Resolver {
                 Command::CreateSession {
                     timeout_ms: *timeout_ms,
                     auth: if *a { vec![alice()] } else { vec![] },
+                    secret: None,
                 }
             }
+            Act::AddAuth(s) => Command::AddAuth { session: self.session(*s, model), id: alice() },
             Act::CloseSession(s) => Command::CloseSession { session: self.session(*s, model) },
             Act::Expire(ss) => Command::ExpireSessions {
                 sessions: ss.iter().map(|s| self.session(*s, model)).collect(),
@@ -1042,9 +1056,10 @@ fn show_entry(e: &Entry) -> String {
         Command::Request { session, op } => {
             format!("Request(session {}, {})", session.0, show_op(op))
         }
-        Command::CreateSession { timeout_ms, auth } => {
+        Command::CreateSession { timeout_ms, auth, .. } => {
             format!("CreateSession(timeout {timeout_ms}, auth {auth:?})")
         }
+        Command::AddAuth { session, id } => format!("AddAuth({}, {id:?})", session.0),
         Command::CloseSession { session } => format!("CloseSession({})", session.0),
         Command::ExpireSessions { sessions } => {
             format!("ExpireSessions({:?})", sessions.iter().map(|s| s.0).collect::<Vec<_>>())
@@ -1204,6 +1219,7 @@ fn outcome(entry: &Entry, resp: &MResp) -> String {
         Command::Request { op, .. } => op_name(op),
         Command::CreateSession { .. } => "CreateSession",
         Command::CloseSession { .. } => "CloseSession",
+        Command::AddAuth { .. } => "AddAuth",
         Command::ExpireSessions { .. } => "ExpireSessions",
         Command::RemoveContainer { .. } => "RemoveContainer",
         Command::RemoveExpiredTtl { .. } => "RemoveExpiredTtl",

@@ -758,7 +758,7 @@ fn expiring_sessions_deletes_their_ephemerals_and_skips_closed_ones() {
 fn session_timeout_zero_is_refused() {
     // Proves a CreateSession with timeout 0 opens nothing and says why.
     let mut h = Harness::new();
-    let applied = h.apply(Command::CreateSession { timeout_ms: 0, auth: vec![] });
+    let applied = h.apply(Command::CreateSession { timeout_ms: 0, auth: vec![], secret: None });
     assert_eq!(
         applied.response,
         Response::Done(Err(bad(BadArgument::SessionTimeout { timeout_ms: 0 })))
@@ -1173,8 +1173,11 @@ fn auth_expansion_respects_the_acl_id_limit() {
     // through "auth": a session whose x509 subject is 12 bytes under a limit
     // of 8 is refused at CreateSession with IdentityTooLong.
     let mut h = Harness::with_limits(Limits { acl_id_bytes_max: 8, ..Limits::default() });
-    let applied =
-        h.apply(Command::CreateSession { timeout_ms: 10_000, auth: vec![x509("CN=123456789")] });
+    let applied = h.apply(Command::CreateSession {
+        timeout_ms: 10_000,
+        auth: vec![x509("CN=123456789")],
+        secret: None,
+    });
     assert_eq!(
         applied.response,
         Response::Done(Err(ApiError::BadArguments(BadArgument::IdentityTooLong {
@@ -1192,7 +1195,7 @@ fn session_identities_are_bounded() {
     // session_identities_max and opens a session with exactly that many.
     let mut h = Harness::with_limits(Limits { session_identities_max: 2, ..Limits::default() });
     let three = vec![x509("CN=1"), x509("CN=2"), x509("CN=3")];
-    let applied = h.apply(Command::CreateSession { timeout_ms: 10_000, auth: three });
+    let applied = h.apply(Command::CreateSession { timeout_ms: 10_000, auth: three, secret: None });
     assert_eq!(
         applied.response,
         Response::Done(Err(ApiError::BadArguments(BadArgument::TooManyIdentities {

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use std::io::{self, Read, Write};
+use warren::state::SecretHash;
 use warren::state::snapshot::{self, FORMAT_VERSION, SnapshotError};
 use warren::{Command, Entry, Limits, StateMachine};
 use warren_client::{Acl, CreateMode, Id, Op, Perms, SessionId, Zxid};
@@ -34,11 +35,14 @@ fn reader() -> Vec<Id> {
     vec![Id::x509("CN=a")]
 }
 
-/// Sessions with their timeout, identities and ephemerals.
-fn sessions(sm: &StateMachine) -> Vec<(SessionId, u32, Vec<Id>, Vec<String>)> {
+/// Sessions with their timeout, identities, secret's hash and ephemerals.
+type SessionRow = (SessionId, u32, Vec<Id>, Option<SecretHash>, Vec<String>);
+
+fn sessions(sm: &StateMachine) -> Vec<SessionRow> {
     sm.sessions()
         .map(|(id, s)| {
-            (id, s.timeout_ms, s.auth.to_vec(), s.ephemerals().map(str::to_owned).collect())
+            let ephemerals = s.ephemerals().map(str::to_owned).collect();
+            (id, s.timeout_ms, s.auth.to_vec(), s.secret, ephemerals)
         })
         .collect()
 }
@@ -218,7 +222,7 @@ fn restored_machine_continues_identically() {
         Command::Request { session: b, op: delete("/app/locks/lock-0000000000", None) },
         Command::CloseSession { session: a },
         Command::ExpireSessions { sessions: vec![b, a] },
-        Command::CreateSession { timeout_ms: 3_000, auth: vec![Id::x509("CN=new")] },
+        Command::CreateSession { timeout_ms: 3_000, auth: vec![Id::x509("CN=new")], secret: None },
         Command::CloseSession { session: a },
         Command::Request { session: a, op: create("/late", b"") },
     ];
@@ -433,6 +437,9 @@ fn every_flipped_byte_is_an_error() {
             match (at, r) {
                 (_, Ok(_)) => panic!("byte {at} ^ {mask:#x} restored"),
                 (0..8, Err(e)) => assert!(matches!(e, SnapshotError::BadMagic), "{at}: {e:?}"),
+                // A flip that lands on format 2, which is still read, fails
+                // further on; every other flip names the format.
+                (8..12, Err(_)) if at == 8 && (FORMAT_VERSION as u8 ^ mask) == 2 => {}
                 (8..12, Err(e)) => assert!(
                     matches!(e, SnapshotError::UnsupportedFormat { supported: FORMAT_VERSION, .. }),
                     "{at}: {e:?}"
@@ -520,7 +527,7 @@ struct Model {
     format: u32,
     last_applied: u64,
     digest: u64,
-    sessions: Vec<(u64, u32, Vec<Id>)>,
+    sessions: Vec<(u64, u32, Vec<Id>, Option<SecretHash>)>,
     acls: Vec<(u32, Vec<Acl>)>,
     nodes: Vec<NodeRec>,
     plugins: Vec<PluginRec>,
@@ -560,7 +567,10 @@ impl Model {
             format: FORMAT_VERSION,
             last_applied: sm.last_applied().0,
             digest: sm.digest(),
-            sessions: sm.sessions().map(|(id, s)| (id.0, s.timeout_ms, s.auth.to_vec())).collect(),
+            sessions: sm
+                .sessions()
+                .map(|(id, s)| (id.0, s.timeout_ms, s.auth.to_vec(), s.secret))
+                .collect(),
             acls,
             nodes,
             plugins: sm
@@ -595,13 +605,23 @@ impl Model {
         b.extend_from_slice(&self.last_applied.to_le_bytes());
         b.extend_from_slice(&self.digest.to_le_bytes());
         b.extend_from_slice(&(self.sessions.len() as u64).to_le_bytes());
-        for (id, timeout, auth) in &self.sessions {
+        for (id, timeout, auth, secret) in &self.sessions {
             b.extend_from_slice(&id.to_le_bytes());
             b.extend_from_slice(&timeout.to_le_bytes());
             b.extend_from_slice(&(auth.len() as u32).to_le_bytes());
             for who in auth {
                 str(&mut b, who.scheme.as_bytes());
                 str(&mut b, who.id.as_bytes());
+            }
+            // Format 2 has no secret field.
+            if self.format >= 3 {
+                match secret {
+                    Some(hash) => {
+                        b.push(1);
+                        b.extend_from_slice(&hash.0);
+                    }
+                    None => b.push(0),
+                }
             }
         }
         b.extend_from_slice(&(self.acls.len() as u32).to_le_bytes());
@@ -666,6 +686,23 @@ fn snapshots_follow_the_documented_layout() {
     assert_eq!(read(&model.encode()).unwrap().digest(), rich.sm.digest());
 }
 
+#[test]
+fn a_format_2_snapshot_restores_its_sessions_without_secrets() {
+    // Proves a snapshot written before sessions had secrets (format 2: no
+    // secret field) still restores, its sessions without a secret's hash
+    // and the digest as it was.
+    let mut h = Harness::new();
+    let auth = vec![Id::x509("CN=old")];
+    h.apply(Command::CreateSession { timeout_ms: 4_000, auth, secret: None });
+    h.apply(Command::CreateSession { timeout_ms: 5_000, auth: vec![], secret: None });
+    let mut model = Model::of(&h.sm, &[]);
+    model.format = 2;
+    let restored = read(&model.encode()).expect("a format 2 snapshot restores");
+    assert_eq!(sessions(&restored), sessions(&h.sm));
+    assert!(restored.sessions().all(|(_, s)| s.secret.is_none()));
+    assert_eq!(restored.digest(), h.sm.digest());
+}
+
 /// Restores a hand-built snapshot, which must fail.
 fn refused(model: &Model, what: &str) -> SnapshotError {
     match read_caught(&model.encode(), what) {
@@ -707,7 +744,7 @@ fn structurally_wrong_snapshots_are_malformed() {
 
     let mut m = good.clone();
     let owner = m.node("/e").words[5];
-    m.sessions.retain(|(id, _, _)| *id != owner);
+    m.sessions.retain(|(id, ..)| *id != owner);
     assert_malformed(&m, "an ephemeral whose session is missing");
 
     let mut m = good.clone();
@@ -825,7 +862,7 @@ fn a_wrong_digest_or_state_with_a_good_checksum_is_a_digest_error() {
     let changes: Vec<Change> = vec![
         (
             "a session dropped",
-            Box::new(move |m: &mut Model| m.sessions.retain(|(id, _, _)| *id != spare.0)),
+            Box::new(move |m: &mut Model| m.sessions.retain(|(id, ..)| *id != spare.0)),
         ),
         ("a timeout changed", Box::new(|m: &mut Model| m.sessions[0].1 += 1)),
         ("an identity changed", Box::new(|m: &mut Model| m.sessions[0].2[0].id.push('!'))),
@@ -875,7 +912,7 @@ fn round_trip(sm: &StateMachine) -> Result<(), SnapshotError> {
 
 /// Applies a CreateSession whether or not it is accepted.
 fn try_open(h: &mut Harness, auth: Vec<Id>) -> Option<SessionId> {
-    match h.apply(Command::CreateSession { timeout_ms: 10_000, auth }).response {
+    match h.apply(Command::CreateSession { timeout_ms: 10_000, auth, secret: None }).response {
         warren::Response::SessionCreated(id) => Some(id),
         _ => None,
     }

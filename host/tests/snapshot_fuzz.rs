@@ -16,9 +16,10 @@ fn valid_snapshot() -> Vec<u8> {
         zxid += 1;
         sm.apply(Entry { zxid: Zxid(zxid), time_ms: zxid as i64, command }).response
     };
-    let Response::SessionCreated(s) =
-        apply(&mut sm, Command::CreateSession { timeout_ms: 5000, auth: vec![Id::x509("CN=a")] })
-    else {
+    let Response::SessionCreated(s) = apply(
+        &mut sm,
+        Command::CreateSession { timeout_ms: 5000, auth: vec![Id::x509("CN=a")], secret: None },
+    ) else {
         panic!("session not created")
     };
     for (path, mode) in [

@@ -562,7 +562,8 @@ fn restart_rebuilds_the_state_machine_from_snapshot_and_committed_tail() {
     use warren::{Command, Entry, Limits, StateMachine};
     use warren_client::{Acl, CreateMode, Op, SessionId, Zxid};
     let dir = temp();
-    let mut commands = vec![Command::CreateSession { timeout_ms: 5000, auth: vec![] }];
+    let mut commands =
+        vec![Command::CreateSession { timeout_ms: 5000, auth: vec![], secret: None }];
     commands.push(Command::Request {
         session: SessionId(1),
         op: Op::Create {

@@ -27,8 +27,8 @@ use warren_client::wire::{
     ServerStatus, WatchSet, Welcome,
 };
 use warren_client::{
-    Acl, ApiError, CreateMode, EventType, Id, Op, OpResult, Perms, SessionId, Stat, WatchKind,
-    WatchedEvent, Zxid,
+    Acl, ApiError, CreateMode, EventType, Id, Op, OpResult, Perms, SessionId, SessionSecret, Stat,
+    WatchKind, WatchedEvent, Zxid,
 };
 
 // ---- The largest allocation made by this thread.
@@ -115,6 +115,7 @@ fn client_frames() -> Vec<ClientFrame> {
     vec![
         ClientFrame::Hello(Hello {
             session: Some(SessionId(0x1234_5678)),
+            secret: SessionSecret([0xa5; 16]),
             timeout_ms: 10_000,
             last_zxid: Zxid(99),
             watches: WatchSet {
@@ -161,6 +162,14 @@ fn client_frames() -> Vec<ClientFrame> {
         request(8, Request::AddWatch { path: "/w".into(), kind: WatchKind::PersistentRecursive }),
         request(9, Request::RemoveWatch { path: "/w".into(), kind: WatchKind::Any }),
         request(10, Request::Status),
+        request(11, Request::AddAuth { scheme: "digest".into(), auth: b"bob:pw".to_vec() }),
+        request(
+            12,
+            Request::SetWatches {
+                last_zxid: Zxid(3),
+                watches: WatchSet { child: vec!["/c".into()], ..WatchSet::default() },
+            },
+        ),
         ClientFrame::Ping,
         ClientFrame::Close,
     ]
@@ -171,6 +180,7 @@ fn server_frames() -> Vec<ServerFrame> {
     vec![
         ServerFrame::Welcome(Welcome {
             session: SessionId(5),
+            secret: SessionSecret([7; 16]),
             timeout_ms: 4_000,
             server: 2,
             zxid: Zxid(5),
@@ -209,6 +219,9 @@ fn server_frames() -> Vec<ServerFrame> {
             znodes: 5,
         }))),
         response(Ok(Answer::Count(17))),
+        response(Ok(Answer::Authenticated)),
+        response(Ok(Answer::WatchesSet { events_lost: true })),
+        ServerFrame::Refused(Refusal::WrongSecret { session: SessionId(5) }),
         response(Err(Failure::Api(ApiError::NoNode { path: "/missing".into() }))),
         response(Err(Failure::Throttled { max: 4096 })),
         ServerFrame::Event(WatchedEvent {
@@ -522,6 +535,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         .prop_map(|(session, timeout_ms, zxid, paths)| {
             ClientFrame::Hello(Hello {
                 session: session.map(SessionId),
+                secret: SessionSecret([zxid as u8; 16]),
                 timeout_ms,
                 last_zxid: Zxid(zxid),
                 watches: WatchSet { data: paths.clone(), recursive: paths, ..WatchSet::default() },

@@ -22,6 +22,7 @@ pub enum ErrorCode {
     NotEmpty = -111,
     SessionExpired = -112,
     InvalidAcl = -114,
+    AuthFailed = -115,
     NoWatcher = -121,
     Throttled = -127,
     /// Warren's own codes, below ZooKeeper's range.
@@ -119,6 +120,8 @@ pub enum ApiError {
     NoAuth { path: String, needed: PermsName },
     #[error("session {session} has expired or never existed; open a new session")]
     SessionExpired { session: SessionId },
+    #[error("authentication with scheme {scheme} failed: {why}")]
+    AuthFailed { scheme: String, why: String },
     #[error("{0}")]
     BadArguments(BadArgument),
     #[error("no {kind} watch is set on {path}")]
@@ -179,6 +182,7 @@ impl ApiError {
             ApiError::InvalidAcl { .. } => ErrorCode::InvalidAcl,
             ApiError::NoAuth { .. } => ErrorCode::NoAuth,
             ApiError::SessionExpired { .. } => ErrorCode::SessionExpired,
+            ApiError::AuthFailed { .. } => ErrorCode::AuthFailed,
             ApiError::BadArguments(_) => ErrorCode::BadArguments,
             ApiError::NoWatcher { .. } => ErrorCode::NoWatcher,
             ApiError::TooManyWatches { .. } => ErrorCode::Throttled,

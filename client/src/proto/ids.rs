@@ -31,3 +31,17 @@ impl fmt::Display for SessionId {
         write!(f, "{:#x}", self.0)
     }
 }
+
+/// The secret a session is issued when it opens (ZooKeeper's session
+/// password): resuming the session on any server takes its id and this.
+/// Servers keep only its SHA-256, never the secret itself.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionSecret(#[serde(with = "serde_bytes")] pub [u8; 16]);
+
+impl fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A secret is not printed into logs.
+        f.write_str("SessionSecret(..)")
+    }
+}

@@ -14,7 +14,7 @@ pub mod wire;
 pub use acl::{Acl, Id, Perms};
 pub use error::{AclError, ApiError, BadArgument, ErrorCode, PathError, PermsName};
 pub use event::{EventType, WatchKind, WatchedEvent};
-pub use ids::{SessionId, Zxid};
+pub use ids::{SessionId, SessionSecret, Zxid};
 pub use op::{CreateMode, Op, OpResult, Reply, TTL_MS_MAX};
 pub use plugin::{
     PLUGIN_FUEL_DEFAULT, PLUGIN_MEMORY_DEFAULT, PluginBinding, PluginFailure, PluginInfo, PluginOp,

@@ -11,7 +11,7 @@
 use crate::proto::acl::Acl;
 use crate::proto::error::ApiError;
 use crate::proto::event::{WatchKind, WatchedEvent};
-use crate::proto::ids::{SessionId, Zxid};
+use crate::proto::ids::{SessionId, SessionSecret, Zxid};
 use crate::proto::op::{Op, Reply};
 use crate::proto::plugin::PluginInfo;
 use crate::proto::stat::Stat;
@@ -42,6 +42,9 @@ pub enum ClientFrame {
 pub struct Hello {
     /// The session to resume, or none to open a new one.
     pub session: Option<SessionId>,
+    /// The resumed session's secret, from its [`Welcome`].
+    #[serde(default)]
+    pub secret: SessionSecret,
     /// The session timeout asked for (a new session only).
     pub timeout_ms: u32,
     /// The last zxid this client has seen: a server that has not applied
@@ -93,6 +96,21 @@ pub enum Request {
     RemoveWatch { path: String, kind: WatchKind },
     /// This server's view of itself.
     Status,
+    /// Adds an identity to the session for ACL checks (ZooKeeper's
+    /// addAuth): scheme `digest` with `user:password`, which the session
+    /// then holds as `digest:user:<base64 sha1>`. Replicated: every server
+    /// checks the session's writes and reads with it, and it outlives a
+    /// move to another server.
+    AddAuth {
+        scheme: String,
+        #[serde(with = "serde_bytes")]
+        auth: Vec<u8>,
+    },
+    /// Registers watches on the open session (ZooKeeper's setWatches,
+    /// which follows the connect): one-shot watches fire at once if their
+    /// condition changed after `last_zxid`; persistent and recursive ones
+    /// get what they would have caught since, as on a resume.
+    SetWatches { last_zxid: Zxid, watches: WatchSet },
 }
 
 /// The reads.
@@ -153,6 +171,9 @@ pub enum ServerFrame {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     pub session: SessionId,
+    /// What resuming the session takes besides its id: keep it private.
+    #[serde(default)]
+    pub secret: SessionSecret,
     pub timeout_ms: u32,
     /// The node the client is connected to.
     pub server: u64,
@@ -176,9 +197,9 @@ pub enum Refusal {
     )]
     Behind { server: Zxid, client: Zxid },
     #[error(
-        "session {session} belongs to another identity than this client's certificate; resume it with the certificate that opened it"
+        "the secret given for session {session} is not the one it was issued; resume it with the secret from its welcome"
     )]
-    NotOwner { session: SessionId },
+    WrongSecret { session: SessionId },
     #[error("the session could not be opened: {0}")]
     Failed(Failure),
     #[error("the first frame must be a Hello")]
@@ -236,6 +257,13 @@ pub enum Answer {
     Synced,
     Watching,
     Unwatched,
+    /// The identity was added to the session.
+    Authenticated,
+    /// The watches are set; their events came before this answer.
+    /// `events_lost` as in [`Welcome`].
+    WatchesSet {
+        events_lost: bool,
+    },
     Status(ServerStatus),
 }
 

@@ -11,9 +11,9 @@ use crate::tls;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
-use warren_client::Id;
 use warren_client::frame::{self, FRAME_BYTES_MAX, FrameReader};
-use warren_client::wire::{ClientFrame, Refusal, ServerFrame};
+use warren_client::wire::{ClientFrame, Failure, Refusal, ServerFrame};
+use warren_client::{Id, SessionSecret};
 
 /// Serves the session streams of one client connection.
 pub(crate) async fn serve_client(
@@ -59,7 +59,14 @@ async fn session_stream(
         return;
     }
     let identity = Id::x509(identity);
-    let open = SessionIn::Open { conn: id, identity, hello };
+    let Some(secret) = random_secret() else {
+        let why = "the server's random source failed; try another server".to_string();
+        let refusal = Refusal::Failed(Failure::Unavailable { why });
+        let _ = frame::write(&mut send, &ServerFrame::Refused(refusal)).await;
+        let _ = send.finish();
+        return;
+    };
+    let open = SessionIn::Open { conn: id, identity, hello: Box::new(hello), secret };
     if core.send(Event::Input(Input::Session(open))).await.is_err() {
         return;
     }
@@ -145,4 +152,13 @@ async fn write_all_frames(send: &mut quinn::SendStream, rx: &mut mpsc::Receiver<
 /// Frames after which the stream is over.
 fn ends(frame: &ServerFrame) -> bool {
     matches!(frame, ServerFrame::Refused(_) | ServerFrame::Goodbye(_) | ServerFrame::Closed)
+}
+
+/// A session secret from the operating system's random source (none if
+/// it failed: no session is opened with a guessable secret).
+fn random_secret() -> Option<SessionSecret> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(SessionSecret(bytes))
 }

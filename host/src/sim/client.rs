@@ -23,7 +23,8 @@ use warren_client::wire::{
     Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, WatchSet,
 };
 use warren_client::{
-    Acl, ApiError, CreateMode, EventType, Id, Op, OpResult, SessionId, WatchKind, WatchedEvent,
+    Acl, ApiError, CreateMode, EventType, Id, Op, OpResult, SessionId, SessionSecret, WatchKind,
+    WatchedEvent,
 };
 
 /// The keys whose history is checked for linearizability.
@@ -107,6 +108,8 @@ pub(crate) struct SimClient {
     conn_count: u64,
     connected_at: u64,
     pub session: Option<SessionId>,
+    /// The secret the session was issued, which resumes it.
+    secret: SessionSecret,
     style: Style,
     depth: usize,
     timeout_ms: u32,
@@ -155,6 +158,7 @@ impl SimClient {
             conn_count: 0,
             connected_at: 0,
             session: None,
+            secret: SessionSecret::default(),
             style: Style::OneShot,
             depth: rng.between(1, 3) as usize,
             timeout_ms: 0,
@@ -212,6 +216,7 @@ impl SimClient {
                 };
                 Hello {
                     session: Some(session),
+                    secret: self.secret,
                     timeout_ms: self.timeout_ms,
                     last_zxid: warren_client::Zxid(self.last_zxid),
                     watches,
@@ -219,7 +224,11 @@ impl SimClient {
             }
         };
         let identity = self.identity();
-        Send { member, input: SessionIn::Open { conn, identity, hello } }
+        let mut secret = [0u8; 16];
+        secret[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        secret[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let secret = SessionSecret(secret);
+        Send { member, input: SessionIn::Open { conn, identity, hello: Box::new(hello), secret } }
     }
 
     /// Leaves the current connection (what is in flight has an unknown
@@ -470,6 +479,7 @@ impl SimClient {
                     record.gaps.push((self.last_zxid, welcome.zxid.0));
                 }
                 self.session = Some(welcome.session);
+                self.secret = welcome.secret;
                 self.welcomed = true;
                 self.see(welcome.zxid.0);
             }

@@ -23,6 +23,7 @@ mod client;
 pub mod linearizability;
 mod net;
 mod node;
+pub mod script;
 
 use crate::consensus::{Config, LogEntry, LogIndex, NodeId, Role, Snapshot, Term};
 use crate::node::config::Timing;

@@ -36,7 +36,7 @@ pub(super) fn apply(sm: &mut StateMachine, entry: Entry, triggers: &mut Vec<Trig
         undo: None,
     };
     match entry.command {
-        Command::CreateSession { timeout_ms, auth } => {
+        Command::CreateSession { timeout_ms, auth, secret } => {
             if timeout_ms == 0 {
                 return Response::Done(Err(ApiError::BadArguments(BadArgument::SessionTimeout {
                     timeout_ms,
@@ -46,8 +46,22 @@ pub(super) fn apply(sm: &mut StateMachine, entry: Entry, triggers: &mut Vec<Trig
                 return Response::Done(Err(ApiError::BadArguments(why)));
             }
             let id = SessionId(entry.zxid.0);
-            txn.sessions.open(id, timeout_ms, auth.into());
+            txn.sessions.open(id, timeout_ms, auth.into(), secret);
             Response::SessionCreated(id)
+        }
+        Command::AddAuth { session, id } => {
+            let Some(s) = txn.sessions.get(session) else {
+                return Response::Done(Err(ApiError::SessionExpired { session }));
+            };
+            if !s.auth.contains(&id) {
+                let mut auth = s.auth.to_vec();
+                auth.push(id.clone());
+                if let Err(why) = check_identities(&auth, txn.limits) {
+                    return Response::Done(Err(ApiError::BadArguments(why)));
+                }
+            }
+            txn.sessions.add_auth(session, id);
+            Response::Done(Ok(()))
         }
         Command::CloseSession { session } => Response::Done(txn.close_session(session)),
         Command::Request { session, op } => Response::Reply(txn.request(session, op)),

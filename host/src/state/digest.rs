@@ -7,6 +7,7 @@
 //! every platform. Changing anything here changes every digest: it is part of
 //! the snapshot format version.
 
+use crate::state::session::Session;
 use crate::state::tree::NodeStat;
 use warren_client::{Acl, Id, SessionId};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -50,12 +51,18 @@ pub(crate) fn acl_hash(acl: &[Acl]) -> u64 {
 }
 
 /// A session's hash from everything replicated about it.
-pub(crate) fn session_hash(id: SessionId, timeout_ms: u32, auth: &[Id]) -> u64 {
-    let mut buf = Vec::with_capacity(16 + auth.len() * 32);
+pub(crate) fn session_hash(id: SessionId, session: &Session) -> u64 {
+    let mut buf = Vec::with_capacity(64 + session.auth.len() * 32);
     buf.extend_from_slice(&id.0.to_le_bytes());
-    buf.extend_from_slice(&timeout_ms.to_le_bytes());
-    for id in auth {
+    buf.extend_from_slice(&session.timeout_ms.to_le_bytes());
+    for id in session.auth.iter() {
         push_id(&mut buf, id);
+    }
+    // After the identities, whose lengths delimit them; nothing for a
+    // session without a secret, which hashes as it did before secrets.
+    if let Some(hash) = &session.secret {
+        buf.extend_from_slice(b"secret");
+        buf.extend_from_slice(&hash.0);
     }
     xxh3_64_with_seed(&buf, SESSION_SEED)
 }

@@ -17,7 +17,7 @@ mod session;
 pub mod snapshot;
 mod tree;
 
-pub use session::Session;
+pub use session::{SecretHash, Session};
 
 use crate::limits::{CHILDREN_PER_REPLY_MAX, Limits};
 use crate::path;
@@ -43,8 +43,17 @@ pub struct Entry {
 /// [`Command::encode`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Opens a session; its id is this entry's zxid.
-    CreateSession { timeout_ms: u32, auth: Vec<Id> },
+    /// Opens a session; its id is this entry's zxid. `secret` is the hash
+    /// of the secret that resumes it (absent in entries written before
+    /// sessions had secrets).
+    CreateSession {
+        timeout_ms: u32,
+        auth: Vec<Id>,
+        #[serde(default)]
+        secret: Option<SecretHash>,
+    },
+    /// Adds an identity to a session's (ZooKeeper's addAuth).
+    AddAuth { session: SessionId, id: Id },
     /// The client closed its session: its ephemerals go.
     CloseSession { session: SessionId },
     /// A session's write.

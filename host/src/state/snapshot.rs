@@ -8,7 +8,9 @@
 //! ```text
 //! magic "WRNSNAP\0" | format u32 | last_applied u64 | digest u64
 //! sessions: count u64, then per session: id u64, timeout_ms u32,
-//!           auth count u32, per identity: scheme str, id str
+//!           auth count u32, per identity: scheme str, id str,
+//!           secret u8 (0 none, 1 a SHA-256 follows) [+ 32 bytes]
+//!           (format 3; format 2 has no secret field and is still read)
 //! acls:     count u32, then per list: ref u32, entries u32,
 //!           per entry: perms u32, scheme str, id str
 //! nodes:    count u64, then per node in pre-order (parents first, children
@@ -28,6 +30,7 @@
 
 use super::StateMachine;
 use super::plugins::{Binding, Installed, Registry, world_code, world_of_code};
+use super::session::SecretHash;
 use super::tree::{NodeKind, NodeStat, Nodes, ROOT, Slot};
 use crate::limits::Limits;
 use crate::path;
@@ -41,7 +44,9 @@ use xxhash_rust::xxh3::Xxh3;
 
 const MAGIC: &[u8; 8] = b"WRNSNAP\0";
 /// Bumped whenever the layout or the digest's hashing changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this build still reads (2: sessions without secrets).
+const FORMAT_VERSION_MIN: u32 = 2;
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug, Error)]
@@ -76,6 +81,14 @@ fn malformed(what: &'static str, context: impl ToString) -> SnapshotError {
     SnapshotError::Malformed { what, context: context.to_string() }
 }
 
+/// What a snapshot keeps of a session (its ephemerals are derived).
+struct SessionRecord {
+    id: SessionId,
+    timeout_ms: u32,
+    auth: Arc<[Id]>,
+    secret: Option<SecretHash>,
+}
+
 /// The replicated state frozen at one applied entry, for writing a snapshot
 /// on another thread while applies go on: taking it copies the session table
 /// and the ACL lists (both small) and only the chunk pointers of the node
@@ -83,7 +96,7 @@ fn malformed(what: &'static str, context: impl ToString) -> SnapshotError {
 pub struct SnapshotView {
     last_applied: Zxid,
     digest: u64,
-    sessions: Vec<(SessionId, u32, Arc<[Id]>)>,
+    sessions: Vec<SessionRecord>,
     acls: Vec<Option<Arc<[Acl]>>>,
     nodes: Nodes,
     plugins: Arc<Registry>,
@@ -97,7 +110,12 @@ impl SnapshotView {
             sessions: sm
                 .sessions
                 .iter()
-                .map(|(id, s)| (id, s.timeout_ms, s.auth.clone()))
+                .map(|(id, s)| SessionRecord {
+                    id,
+                    timeout_ms: s.timeout_ms,
+                    auth: s.auth.clone(),
+                    secret: s.secret,
+                })
                 .collect(),
             acls: sm.tree.acls.lists(),
             nodes: sm.tree.freeze(),
@@ -130,12 +148,19 @@ pub fn write_view(view: &SnapshotView, out: impl Write) -> Result<(), SnapshotEr
     w.u64(view.digest)?;
 
     w.u64(view.sessions.len() as u64)?;
-    for (id, timeout_ms, auth) in &view.sessions {
-        w.u64(id.0)?;
-        w.u32(*timeout_ms)?;
-        w.u32(auth.len() as u32)?;
-        for who in auth.iter() {
+    for session in &view.sessions {
+        w.u64(session.id.0)?;
+        w.u32(session.timeout_ms)?;
+        w.u32(session.auth.len() as u32)?;
+        for who in session.auth.iter() {
             w.id(who)?;
+        }
+        match &session.secret {
+            Some(hash) => {
+                w.bytes(&[1])?;
+                w.bytes(&hash.0)?;
+            }
+            None => w.bytes(&[0])?,
         }
     }
 
@@ -220,7 +245,7 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
         return Err(SnapshotError::BadMagic);
     }
     let format = r.u32()?;
-    if format != FORMAT_VERSION {
+    if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&format) {
         return Err(SnapshotError::UnsupportedFormat { found: format, supported: FORMAT_VERSION });
     }
     let mut sm = StateMachine::new(limits);
@@ -234,10 +259,25 @@ pub fn read(input: impl Read, limits: Limits) -> Result<StateMachine, SnapshotEr
         let count = r.count(limits.session_identities_max, "session identity count")?;
         let auth: Vec<Id> =
             (0..count).map(|_| r.id(limits.acl_id_bytes_max)).collect::<Result<_, _>>()?;
+        let secret = if format >= 3 {
+            let mut flag = [0u8; 1];
+            r.exact(&mut flag)?;
+            match flag[0] {
+                0 => None,
+                1 => {
+                    let mut hash = [0u8; 32];
+                    r.exact(&mut hash)?;
+                    Some(SecretHash(hash))
+                }
+                other => return Err(malformed("session secret flag", other)),
+            }
+        } else {
+            None
+        };
         if sm.sessions.get(id).is_some() {
             return Err(malformed("duplicate session", id));
         }
-        sm.sessions.open(id, timeout_ms, auth.into());
+        sm.sessions.open(id, timeout_ms, auth.into(), secret);
     }
 
     let lists = r.u32()?;

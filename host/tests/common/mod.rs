@@ -56,9 +56,10 @@ impl Harness {
         Zxid(self.next_zxid)
     }
 
-    /// Opens a session with these identities.
+    /// Opens a session with these identities (and a secret's hash).
     pub fn open(&mut self, auth: Vec<Id>) -> SessionId {
-        match self.apply(Command::CreateSession { timeout_ms: 10_000, auth }).response {
+        let secret = Some(warren::state::SecretHash([self.next_zxid as u8; 32]));
+        match self.apply(Command::CreateSession { timeout_ms: 10_000, auth, secret }).response {
             Response::SessionCreated(id) => id,
             other => panic!("session not created: {other:?}"),
         }

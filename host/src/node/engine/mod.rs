@@ -49,7 +49,7 @@ use session::Sessions;
 use std::collections::VecDeque;
 use std::path::Path;
 use warren_client::wire::ServerFrame;
-use warren_client::{SessionId, Zxid};
+use warren_client::{SessionId, SessionSecret, Zxid};
 
 /// What members send each other.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -176,8 +176,8 @@ pub struct PlantedBugs {
 pub(crate) enum Waiter {
     /// A request of a local session.
     Request { session: SessionId, xid: u64 },
-    /// A connection opening a new session.
-    Open { conn: ConnId },
+    /// A connection opening a new session, with the secret it is issued.
+    Open { conn: ConnId, secret: SessionSecret },
     /// A local session closing.
     Close { session: SessionId },
     /// The leader's own bookkeeping (expiry, clean-up).

@@ -14,12 +14,16 @@
 use super::{Engine, Output, Waiter};
 use crate::consensus::{LogIndex, ReadState};
 use crate::limits::{RECENT_TRIGGERS_MAX, SESSION_REQUESTS_MAX};
+use crate::state::SecretHash;
 use crate::{Command, Rearm, Response, StateMachine, Trigger};
 use std::collections::{BTreeMap, VecDeque};
 use warren_client::wire::{
-    Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, ServerStatus, Welcome,
+    Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, ServerStatus, WatchSet,
+    Welcome,
 };
-use warren_client::{EventType, Id, SessionId, WatchKind, WatchedEvent, Zxid};
+use warren_client::{
+    ApiError, EventType, Id, SessionId, SessionSecret, WatchKind, WatchedEvent, Zxid,
+};
 
 /// A client connection (one session at most), named by its driver.
 pub type ConnId = u64;
@@ -28,11 +32,14 @@ pub type ConnId = u64;
 #[derive(Debug)]
 pub enum SessionIn {
     /// A connection asks to open a session or resume one; `identity` is
-    /// what the transport proved (the certificate's subject).
+    /// what the transport proved (the certificate's subject); `secret` is
+    /// fresh from the driver's random source, the secret a new session is
+    /// issued (unused on a resume).
     Open {
         conn: ConnId,
         identity: Id,
-        hello: Hello,
+        hello: Box<Hello>,
+        secret: SessionSecret,
     },
     Request {
         conn: ConnId,
@@ -128,9 +135,9 @@ impl Sessions {
 impl Engine {
     pub(super) fn session_input(&mut self, input: SessionIn) {
         match input {
-            SessionIn::Open { conn, identity, hello } => {
+            SessionIn::Open { conn, identity, hello, secret } => {
                 self.sessions.conns.insert(conn, Conn { identity, session: None });
-                self.open(conn, hello);
+                self.open(conn, *hello, secret);
             }
             SessionIn::Request { conn, xid, request } => {
                 if let Some(session) = self.heard(conn) {
@@ -159,7 +166,7 @@ impl Engine {
         Some(session)
     }
 
-    fn open(&mut self, conn: ConnId, hello: Hello) {
+    fn open(&mut self, conn: ConnId, hello: Hello, fresh: SessionSecret) {
         let Some(c) = self.sessions.conns.get(&conn) else { return };
         let identity = c.identity.clone();
         let applied = self.applied_zxid();
@@ -170,8 +177,9 @@ impl Engine {
             let t = self.options.timing;
             let timeout_ms =
                 hello.timeout_ms.clamp(t.session_timeout_min_ms, t.session_timeout_max_ms);
-            let command = Command::CreateSession { timeout_ms, auth: vec![identity] };
-            self.propose(Waiter::Open { conn }, command);
+            let secret = Some(SecretHash::of(&fresh));
+            let command = Command::CreateSession { timeout_ms, auth: vec![identity], secret };
+            self.propose(Waiter::Open { conn, secret: fresh }, command);
             return;
         };
         let refusal = if !self.in_touch() {
@@ -184,8 +192,15 @@ impl Engine {
             match self.sm.session(session) {
                 None if self.bugs.resumes_expired => None,
                 None => Some(Refusal::Expired { session }),
-                Some(s) if !s.auth.contains(&identity) => Some(Refusal::NotOwner { session }),
-                Some(_) => None,
+                // A session is resumed by its secret; one opened before
+                // sessions had secrets, by the identity that opened it.
+                Some(s) => {
+                    let owner = match &s.secret {
+                        Some(hash) => hash.matches(&hello.secret),
+                        None => s.auth.contains(&identity),
+                    };
+                    (!owner).then_some(Refusal::WrongSecret { session })
+                }
             }
         };
         if let Some(refusal) = refusal {
@@ -201,8 +216,18 @@ impl Engine {
             self.drop_conn(old.conn, None);
         }
         self.watches.remove_session(session);
-        match self.rearm(session, &hello) {
-            Ok((events, events_lost)) => self.welcome(conn, session, applied, events, events_lost),
+        match self.rearm(session, hello.last_zxid, &hello.watches) {
+            Ok((events, events_lost)) => {
+                let welcome = Welcome {
+                    session,
+                    secret: hello.secret,
+                    timeout_ms: 0,
+                    server: self.id,
+                    zxid: applied,
+                    events_lost,
+                };
+                self.welcome(conn, welcome, events)
+            }
             Err(e) => self.drop_conn(conn, Some(Goodbye::BadFrame(e.to_string()))),
         }
     }
@@ -217,13 +242,13 @@ impl Engine {
     fn rearm(
         &mut self,
         session: SessionId,
-        hello: &Hello,
+        last_zxid: Zxid,
+        w: &WatchSet,
     ) -> Result<(Vec<WatchedEvent>, bool), warren_client::ApiError> {
-        let w = &hello.watches;
         let lasting = !w.persistent.is_empty() || !w.recursive.is_empty();
-        let replay = hello.last_zxid >= self.sessions.recent_floor;
+        let replay = last_zxid >= self.sessions.recent_floor;
         let mut rearm = Rearm {
-            last_zxid: hello.last_zxid,
+            last_zxid,
             data: w.data.clone(),
             exist: w.exist.clone(),
             child: w.child.clone(),
@@ -232,7 +257,7 @@ impl Engine {
         };
         let mut events = Vec::new();
         if replay {
-            events = self.missed(session, hello);
+            events = self.missed(session, last_zxid, w);
             for path in &w.persistent {
                 self.watches.add(session, path, WatchKind::Persistent)?;
             }
@@ -250,9 +275,7 @@ impl Engine {
     /// What the session's persistent and recursive watches would have
     /// caught after the client's last zxid, from the recent triggers
     /// (which hold every trigger after `recent_floor`).
-    fn missed(&self, session: SessionId, hello: &Hello) -> Vec<WatchedEvent> {
-        let w = &hello.watches;
-        let since = hello.last_zxid;
+    fn missed(&self, session: SessionId, since: Zxid, w: &WatchSet) -> Vec<WatchedEvent> {
         if w.persistent.is_empty() && w.recursive.is_empty() {
             return Vec::new();
         }
@@ -281,27 +304,25 @@ impl Engine {
         self.out.push(Output::Close { conn });
     }
 
-    /// Attaches `session` to `conn`, welcomes it, and sends the events its
-    /// re-armed watches fired.
-    fn welcome(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        zxid: Zxid,
-        events: Vec<WatchedEvent>,
-        events_lost: bool,
-    ) {
+    /// Attaches the welcomed session to `conn`, welcomes it (with the
+    /// session's timeout filled in), and sends the events its re-armed
+    /// watches fired.
+    fn welcome(&mut self, conn: ConnId, mut welcome: Welcome, events: Vec<WatchedEvent>) {
+        let session = welcome.session;
         let Some(c) = self.sessions.conns.get_mut(&conn) else { return };
         c.session = Some(session);
-        let timeout_ms = self.sm.session(session).map_or(0, |s| s.timeout_ms);
-        let welcome = Welcome { session, timeout_ms, server: self.id, zxid, events_lost };
+        welcome.timeout_ms = self.sm.session(session).map_or(0, |s| s.timeout_ms);
         self.out.push(Output::Session { conn, frame: ServerFrame::Welcome(welcome) });
+        self.send_events(conn, events);
+        self.sessions.locals.insert(session, Local { conn, queue: VecDeque::new() });
+        self.expiry.heard(session);
+    }
+
+    fn send_events(&mut self, conn: ConnId, events: Vec<WatchedEvent>) {
         self.counters.events += events.len() as u64;
         for event in events {
             self.out.push(Output::Session { conn, frame: ServerFrame::Event(event) });
         }
-        self.sessions.locals.insert(session, Local { conn, queue: VecDeque::new() });
-        self.expiry.heard(session);
     }
 
     fn request(&mut self, session: SessionId, conn: ConnId, xid: u64, request: Request) {
@@ -322,6 +343,17 @@ impl Engine {
                 local.queue.push_back(Slot { xid, state: SlotState::Write });
                 self.propose(Waiter::Request { session, xid }, Command::Request { session, op });
             }
+            Request::AddAuth { scheme, auth } => match auth_identity(&scheme, &auth) {
+                Ok(id) => {
+                    local.queue.push_back(Slot { xid, state: SlotState::Write });
+                    let command = Command::AddAuth { session, id };
+                    self.propose(Waiter::Request { session, xid }, command);
+                }
+                Err(e) => {
+                    local.queue.push_back(Slot { xid, state: SlotState::Done(Err(e)) });
+                    self.flush(session);
+                }
+            },
             request @ (Request::Sync { .. } | Request::Read { linearizable: true, .. })
                 if !self.bugs.reads_skip_read_index =>
             {
@@ -423,16 +455,33 @@ impl Engine {
             Waiter::Request { session, xid } => {
                 let result = match response {
                     Response::Reply(reply) => Ok(Answer::Write(reply)),
-                    // Requests only carry writes; anything else is a bug.
+                    // An identity added (or why not).
+                    Response::Done(Ok(())) => Ok(Answer::Authenticated),
+                    Response::Done(Err(e)) => Err(Failure::Api(e)),
                     other => Err(Failure::Unavailable { why: format!("unexpected {other:?}") }),
                 };
                 self.answer(session, xid, result);
             }
-            Waiter::Open { conn } => {
-                let Response::SessionCreated(session) = response else { return };
+            Waiter::Open { conn, secret } => {
+                let Response::SessionCreated(session) = response else {
+                    if let Response::Done(Err(e)) = response
+                        && self.sessions.conns.contains_key(&conn)
+                    {
+                        self.refuse(conn, Refusal::Failed(Failure::Api(e)));
+                    }
+                    return;
+                };
                 // A client that left before its session opened is not
                 // welcomed; the session expires on its own.
-                self.welcome(conn, session, Zxid(index.0), Vec::new(), false);
+                let welcome = Welcome {
+                    session,
+                    secret,
+                    timeout_ms: 0,
+                    server: self.id,
+                    zxid: Zxid(index.0),
+                    events_lost: false,
+                };
+                self.welcome(conn, welcome, Vec::new());
             }
             Waiter::Close { session } => {
                 if let Some(local) = self.sessions.locals.remove(&session) {
@@ -454,7 +503,7 @@ impl Engine {
     pub(super) fn fail(&mut self, waiter: Waiter, failure: Failure) {
         match waiter {
             Waiter::Request { session, xid } => self.answer(session, xid, Err(failure)),
-            Waiter::Open { conn } => {
+            Waiter::Open { conn, .. } => {
                 if self.sessions.conns.contains_key(&conn) {
                     self.refuse(conn, Refusal::Failed(failure));
                 }
@@ -534,7 +583,7 @@ impl Engine {
             let result = match slot.state {
                 SlotState::Done(result) => result,
                 SlotState::Read(request) | SlotState::ReadAt(request, _) => {
-                    self.execute(session, request)
+                    self.execute(session, conn, request)
                 }
                 SlotState::Write | SlotState::ReadIndex(_) => return,
             };
@@ -544,8 +593,14 @@ impl Engine {
         }
     }
 
-    /// Runs a read, a sync or a watch request against the current state.
-    fn execute(&mut self, session: SessionId, request: Request) -> Result<Answer, Failure> {
+    /// Runs a read, a sync or a watch request against the current state
+    /// (events it fires go to `conn` before its answer).
+    fn execute(
+        &mut self,
+        session: SessionId,
+        conn: ConnId,
+        request: Request,
+    ) -> Result<Answer, Failure> {
         let auth: Vec<Id> = self.sm.session(session).map_or_else(Vec::new, |s| s.auth.to_vec());
         let api = Failure::Api;
         match request {
@@ -599,8 +654,14 @@ impl Engine {
                 self.watches.remove(session, &path, kind).map_err(api)?;
                 Ok(Answer::Unwatched)
             }
+            Request::SetWatches { last_zxid, watches } => {
+                let (events, events_lost) =
+                    self.rearm(session, last_zxid, &watches).map_err(api)?;
+                self.send_events(conn, events);
+                Ok(Answer::WatchesSet { events_lost })
+            }
             Request::Status => Ok(Answer::Status(self.status())),
-            Request::Write(_) => {
+            Request::Write(_) | Request::AddAuth { .. } => {
                 Err(Failure::Unavailable { why: "a write reached the read path".into() })
             }
         }
@@ -668,4 +729,24 @@ impl Engine {
             }
         }
     }
+}
+
+/// The identity an addAuth adds: scheme `digest` with `user:password`
+/// becomes `digest:user:<base64 of the SHA-1 of user:password>`, the form
+/// ZooKeeper stores and ACLs name. Other schemes are refused.
+fn auth_identity(scheme: &str, auth: &[u8]) -> Result<Id, Failure> {
+    use base64::Engine as _;
+    let failed = |why: &str| {
+        Failure::Api(ApiError::AuthFailed { scheme: scheme.to_string(), why: why.to_string() })
+    };
+    if scheme != "digest" {
+        return Err(failed("only the digest scheme can be added to a session"));
+    }
+    let text = std::str::from_utf8(auth).map_err(|_| failed("the credentials are not UTF-8"))?;
+    let Some((user, _password)) = text.split_once(':') else {
+        return Err(failed("digest credentials take the form user:password"));
+    };
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, auth);
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha1.as_ref());
+    Ok(Id::digest(format!("{user}:{hash}")))
 }

@@ -73,6 +73,11 @@ enum Kind {
     WatchLasting {
         recursive: bool,
     },
+    /// The session's watches re-armed after the welcome, since a zxid.
+    SetWatches {
+        since: u64,
+    },
+    AddAuth,
 }
 
 struct Pending {
@@ -130,6 +135,11 @@ pub(crate) struct SimClient {
     lasting_asked: bool,
     /// A close was sent: nothing more goes out on this session.
     closing: bool,
+    /// The watches are re-armed by a SetWatches after the welcome (as
+    /// ZooKeeper's clients do), not in the Hello: the zxid they replay
+    /// from, until it is answered, and whether it is still to be sent.
+    set_since: Option<u64>,
+    set_unsent: bool,
     /// Sessions a member said had expired.
     expired: BTreeSet<SessionId>,
     counter: u64,
@@ -174,6 +184,8 @@ impl SimClient {
             lasting_asked: false,
             closing: false,
             expired: BTreeSet::new(),
+            set_since: None,
+            set_unsent: false,
             counter: 0,
             violations: Vec::new(),
             records: Vec::new(),
@@ -205,21 +217,24 @@ impl SimClient {
                 Hello { session: None, timeout_ms: self.timeout_ms, ..Hello::default() }
             }
             Some(session) => {
-                let recursive = self.lasting.is_some();
-                let persistent = self.lasting.as_ref().is_some_and(|r| r.persistent_from.is_some());
-                let root = || vec!["/".to_string()];
-                let watches = WatchSet {
-                    data: self.one_shot.iter().cloned().collect(),
-                    persistent: if persistent { root() } else { Vec::new() },
-                    recursive: if recursive { root() } else { Vec::new() },
-                    ..WatchSet::default()
+                // Events delivered so far are in zxid order: a SetWatches
+                // cut off replays from its own point or the last of them.
+                let since = match self.set_since {
+                    Some(since) => since.max(self.last_event_zxid),
+                    None => self.last_zxid,
                 };
+                // A SetWatches cut off before its answer is sent again the
+                // same way: the Hello's zxid is what the client saw, later
+                // than the changes still to replay.
+                let later = self.set_since.is_some() || rng.chance(0.5);
+                self.set_since = later.then_some(since);
+                self.set_unsent = later;
                 Hello {
                     session: Some(session),
                     secret: self.secret,
                     timeout_ms: self.timeout_ms,
                     last_zxid: warren_client::Zxid(self.last_zxid),
-                    watches,
+                    watches: if later { WatchSet::default() } else { self.watch_set() },
                 }
             }
         };
@@ -229,6 +244,19 @@ impl SimClient {
         secret[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         let secret = SessionSecret(secret);
         Send { member, input: SessionIn::Open { conn, identity, hello: Box::new(hello), secret } }
+    }
+
+    /// The watches the session holds.
+    fn watch_set(&self) -> WatchSet {
+        let recursive = self.lasting.is_some();
+        let persistent = self.lasting.as_ref().is_some_and(|r| r.persistent_from.is_some());
+        let root = || vec!["/".to_string()];
+        WatchSet {
+            data: self.one_shot.iter().cloned().collect(),
+            persistent: if persistent { root() } else { Vec::new() },
+            recursive: if recursive { root() } else { Vec::new() },
+            ..WatchSet::default()
+        }
     }
 
     /// Leaves the current connection (what is in flight has an unknown
@@ -270,6 +298,8 @@ impl SimClient {
 
     fn end_session_watches(&mut self) {
         self.closing = false;
+        self.set_since = None;
+        self.set_unsent = false;
         self.one_shot.clear();
         if let Some(record) = self.lasting.take() {
             self.records.push(record);
@@ -333,6 +363,27 @@ impl SimClient {
         }
         if self.inflight.is_empty() && rng.chance(0.01) {
             return self.move_on(members, now, rng, history);
+        }
+        if self.set_unsent
+            && let Some(since) = self.set_since
+        {
+            // First on the new connection, before anything else is asked.
+            self.set_unsent = false;
+            let xid = self.next_xid;
+            self.next_xid += 1;
+            let request = Request::SetWatches {
+                last_zxid: warren_client::Zxid(since),
+                watches: self.watch_set(),
+            };
+            self.inflight.push_back(Pending {
+                xid,
+                kind: Kind::SetWatches { since },
+                sent_at: now,
+            });
+            out.push(Send {
+                member: self.member,
+                input: SessionIn::Request { conn, xid, request },
+            });
         }
         while self.inflight.len() < self.depth {
             if rng.chance(0.01) && self.inflight.is_empty() {
@@ -432,6 +483,10 @@ impl SimClient {
                 (Request::Read { read, linearizable: false }, Kind::WatchData { path })
             }
             90..=92 => (Request::Sync { path: "/".into() }, Kind::Sync),
+            93 => {
+                let auth = format!("client{}:pw", self.id).into_bytes();
+                (Request::AddAuth { scheme: "digest".into(), auth }, Kind::AddAuth)
+            }
             _ => {
                 let read = Read::GetData { path, watch: false };
                 (Request::Read { read, linearizable: false }, Kind::ReadLocal)
@@ -481,7 +536,13 @@ impl SimClient {
                 self.session = Some(welcome.session);
                 self.secret = welcome.secret;
                 self.welcomed = true;
-                self.see(welcome.zxid.0);
+                if self.set_since.is_some() {
+                    // The missed events come with the SetWatches' answer:
+                    // the lasting record reaches this far only then.
+                    self.last_zxid = self.last_zxid.max(welcome.zxid.0);
+                } else {
+                    self.see(welcome.zxid.0);
+                }
             }
             ServerFrame::Response { xid, zxid, result } => {
                 let Some(front) = self.inflight.pop_front() else {
@@ -658,6 +719,24 @@ impl SimClient {
                     _ => {}
                 }
             }
+            Kind::SetWatches { since } => match result {
+                Ok(Answer::WatchesSet { events_lost }) => {
+                    self.set_since = None;
+                    if events_lost && let Some(record) = &mut self.lasting {
+                        record.gaps.push((since, zxid));
+                    }
+                }
+                other => self
+                    .violations
+                    .push(format!("client {}: setWatches answered with {other:?}", self.id)),
+            },
+            Kind::AddAuth => match result {
+                Ok(Answer::Authenticated)
+                | Err(Failure::OutcomeUnknown { .. } | Failure::Unavailable { .. }) => {}
+                other => self
+                    .violations
+                    .push(format!("client {}: addAuth answered with {other:?}", self.id)),
+            },
             Kind::ReadLocal | Kind::Sync => {}
         }
     }

@@ -153,3 +153,17 @@ pub const LOG_MEMTABLE_HARD_BYTES_MAX: u64 = 2 * LOG_MEMTABLE_BYTES_MAX;
 /// Bytes of log entries (as fjall counts them) held in memory before the
 /// log's memtable is flushed to a table.
 pub const LOG_MEMTABLE_BYTES_MAX: u64 = 16 << 20;
+
+/// Bounds of the protocol itself, which the client crate defines (clients
+/// check them before sending), listed here with the server's so that every
+/// bound is found in one place: the largest frame either side reads (a
+/// whole multi of large values fits; a peer's frame too) and the longest
+/// TTL a node may ask for (2^40 ms, about 35 years).
+pub use warren_client::TTL_MS_MAX;
+pub use warren_client::frame::FRAME_BYTES_MAX;
+
+/// How long a peer or client connection may stay silent before QUIC ends
+/// it: long enough to ride out a short stall, short enough that a dead
+/// node's links go well before a session would expire (keep-alives every
+/// `tls::KEEP_ALIVE` keep a healthy one open).
+pub const CONNECTION_IDLE_MS_MAX: u32 = 10_000;

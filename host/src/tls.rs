@@ -20,7 +20,7 @@
 //! TLS 1.3 resumption is off on both sides, so every connection shows the
 //! certificate its peer holds now, never one from an earlier session.
 
-use crate::limits::CLIENT_NAME_BYTES_MAX;
+use crate::limits::{CLIENT_NAME_BYTES_MAX, CONNECTION_IDLE_MS_MAX};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -54,14 +54,9 @@ pub const ALPN_PEER: &[u8] = b"warren-peer/1";
 pub const CLUSTER_SERVER_NAME: &str = "warren";
 
 /// Keep-alive on every connection: a vanished peer is noticed by the idle
-/// timeout below, and five keep-alives fit in it, so a few lost packets do
-/// not end a healthy link.
+/// timeout (`limits::CONNECTION_IDLE_MS_MAX`), and five keep-alives fit in
+/// it, so a few lost packets do not end a healthy link.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
-
-/// A connection that hears nothing for this long is closed: long enough to
-/// ride out a short stall, short enough that a dead node's links go well
-/// before a session would expire.
-pub const IDLE_TIMEOUT_MS: u32 = 10_000;
 
 /// The CA outlives many rotations of the certificates it signs.
 const CA_VALIDITY_DAYS: i64 = 3650;
@@ -563,7 +558,7 @@ impl ResolvesClientCert for ReloadableCert {
 fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
-    transport.max_idle_timeout(Some(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS).into()));
+    transport.max_idle_timeout(Some(quinn::VarInt::from_u32(CONNECTION_IDLE_MS_MAX).into()));
     Arc::new(transport)
 }
 

@@ -275,22 +275,12 @@ impl Engine {
         self.disk.blocked.is_some()
     }
 
-    /// Whether any sync, blocking or deferred, is outstanding.
-    pub fn is_syncing(&self) -> bool {
-        self.disk.blocked.is_some() || self.disk.syncing()
-    }
-
     pub fn counters(&self) -> Counters {
         Counters {
             forwarded: self.proposals.forwarded,
             messages_held: self.disk.messages_held,
             ..self.counters
         }
-    }
-
-    /// The sessions with a connection to this member.
-    pub fn local_sessions(&self) -> Vec<SessionId> {
-        self.sessions.local_ids()
     }
 
     /// The outputs so far, to carry out in order.

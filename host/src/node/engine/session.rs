@@ -120,10 +120,6 @@ impl Sessions {
         }
     }
 
-    pub fn local_ids(&self) -> Vec<SessionId> {
-        self.locals.keys().copied().collect()
-    }
-
     /// The state was replaced from a snapshot at `applied`: nothing before
     /// it can be replayed.
     pub fn reset_recent(&mut self, applied: Zxid) {

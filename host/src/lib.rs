@@ -18,6 +18,7 @@ pub mod state;
 pub mod storage;
 pub mod tls;
 pub mod watch;
+pub mod zookeeper;
 
 pub use limits::Limits;
 pub use state::{Applied, Children, Command, Entry, Response, Session, StateMachine, Trigger};

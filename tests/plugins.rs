@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinSet;
+use warren_client::wire::Failure;
 use warren_client::{
     ApiError, Client, CreateMode, Error, InstallOptions, PluginFailure, PluginInfo,
 };
@@ -39,20 +40,43 @@ fn api(result: Result<impl std::fmt::Debug, Error>) -> ApiError {
     }
 }
 
+/// A create, retried for up to 20 s while the cluster cannot take it (a
+/// member compiling a plugin can hold its thread past an election timeout
+/// on a loaded machine, and a leader change fails what was in flight): the
+/// answer the cluster gives once it takes the request. A retry after an
+/// unknown outcome that finds the node there counts as created.
+async fn create_when_taken(c: &Client, path: &str, data: &[u8]) -> Result<String, Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut unknown = false;
+    loop {
+        let result = c.create(path, data, CreateMode::Persistent).await;
+        let transient = matches!(
+            result,
+            Err(Error::Failed(_) | Error::ConnectionLoss { .. } | Error::Timeout { .. })
+        );
+        unknown |= matches!(result, Err(Error::Failed(Failure::OutcomeUnknown { .. })));
+        match result {
+            Err(Error::Api(ApiError::NodeExists { .. })) if unknown => return Ok(path.into()),
+            result if !transient || std::time::Instant::now() >= deadline => return result,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Asserts a client on every member gets the schema's rejection for a bad
 /// document and is allowed a good one, each under a name of its own.
 async fn schema_holds_everywhere(cluster: &Cluster, members: &[u64], round: &str) {
     for &id in members {
         let c = cluster.client_of(id).await;
         let path = format!("/config/{round}-n{id}");
-        match api(c.create(&path, br#"{"port": "x"}"#, CreateMode::Persistent).await) {
+        match api(create_when_taken(&c, &path, br#"{"port": "x"}"#).await) {
             ApiError::Rejected { plugin, reason, .. } => {
                 assert_eq!(plugin, "schema");
                 assert!(reason.contains("port"), "n{id}: the reason names the field: {reason}");
             }
             other => panic!("n{id}: not a rejection: {other:?}"),
         }
-        c.create(&path, br#"{"port": 8080}"#, CreateMode::Persistent)
+        create_when_taken(&c, &path, br#"{"port": 8080}"#)
             .await
             .unwrap_or_else(|e| panic!("n{id}: a valid document was refused: {e}"));
     }

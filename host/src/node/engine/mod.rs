@@ -552,6 +552,13 @@ impl Engine {
         if !(expiry && self.bugs.expiry_hides_deletes) {
             self.fire(applied.triggers);
         }
+        if expiry {
+            // Sessions expired here are told so before anything else: a
+            // request of theirs whose index this entry took gets no answer
+            // stamped with the entry that ended them (their clients never
+            // see its events).
+            self.end_sessions(&ended);
+        }
         if let Some((waiter, same_term)) = self.proposals.take(index, term) {
             if same_term {
                 self.complete(waiter, index, applied.response);
@@ -563,12 +570,19 @@ impl Engine {
             }
         }
         self.expiry.applied(&ended, cleaned.as_deref());
-        for session in ended {
+        if !expiry {
+            // A close: its waiter answered Closed first.
+            self.end_sessions(&ended);
+        }
+        Ok(())
+    }
+
+    fn end_sessions(&mut self, ended: &[SessionId]) {
+        for &session in ended {
             if self.sm.session(session).is_none() {
                 self.session_ended(session);
             }
         }
-        Ok(())
     }
 
     /// After a round of applies: run reads that were waiting for them, and

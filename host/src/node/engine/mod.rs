@@ -205,6 +205,8 @@ pub struct Engine {
     /// When this member last had a leader in touch (monotonic ms): a
     /// follower's last message from its leader, a leader's last quorum.
     leader_contact_ms: u64,
+    /// When the last tick came (monotonic ms).
+    last_tick_ms: u64,
     /// The member has told its sessions to move and refuses new ones
     /// until it is in touch with a leader again.
     shedding: bool,
@@ -245,6 +247,7 @@ impl Engine {
             snapshotting: false,
             last_snapshot,
             leader_contact_ms: now.mono_ms,
+            last_tick_ms: now.mono_ms,
             shedding: false,
             counters: Counters::default(),
             bugs: PlantedBugs::default(),
@@ -355,6 +358,15 @@ impl Engine {
         self.raft.tick(stamp);
         let leader = self.raft.role() == Role::Leader;
         let tick_ms = self.options.timing.tick_ms;
+        // Ticks further apart than two mean this member did not run
+        // meanwhile (a long apply such as a plugin's compilation, a pause):
+        // that time is not its leader's silence, and the leader's words
+        // that waited in its sockets are still to come.
+        let gap = self.now.mono_ms.saturating_sub(self.last_tick_ms);
+        self.last_tick_ms = self.now.mono_ms;
+        if gap > 2 * tick_ms {
+            self.leader_contact_ms = (self.leader_contact_ms + gap - tick_ms).min(self.now.mono_ms);
+        }
         if let Some(silent) = self.raft.quorum_silent_ticks() {
             let since = self.now.mono_ms.saturating_sub(silent.saturating_mul(tick_ms));
             self.leader_contact_ms = self.leader_contact_ms.max(since);

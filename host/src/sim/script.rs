@@ -28,6 +28,9 @@
 //!   drops; the session lives on)
 //! - `hold I` / `release I`: member I's syncs wait / complete
 //! - `partition I...` (those members are cut off from the rest), `heal`
+//! - `stall I N`: member I does not run for N ticks (what is sent to it
+//!   waits), then takes a tick before anything else, as a member whose
+//!   thread was held (a long apply, a pause) does
 //! - `tick [N]`: time moves N ticks on every member (quietly settling
 //!   after each); clients do not ping by themselves
 //!
@@ -114,6 +117,9 @@ struct World {
     /// Syncs started and not done, per member.
     syncs: Vec<Vec<crate::node::engine::SyncId>>,
     held: BTreeSet<usize>,
+    /// A member that does not run, and the frames waiting for it.
+    stalled: Option<usize>,
+    waiting: VecDeque<(usize, usize, crate::node::engine::PeerFrame)>,
     /// Members cut off from the rest, by group; 0 is the majority's.
     group: Vec<usize>,
     clients: BTreeMap<String, Client>,
@@ -138,6 +144,8 @@ impl World {
             net: VecDeque::new(),
             syncs: vec![Vec::new(); n],
             held: BTreeSet::new(),
+            stalled: None,
+            waiting: VecDeque::new(),
             group: vec![0; n],
             clients: BTreeMap::new(),
             owners: BTreeMap::new(),
@@ -194,7 +202,9 @@ impl World {
     fn settle(&mut self) {
         for _ in 0..10_000 {
             if let Some((from, to, frame)) = self.net.pop_front() {
-                if self.group[from] == self.group[to] {
+                if self.stalled == Some(to) {
+                    self.waiting.push_back((from, to, frame));
+                } else if self.group[from] == self.group[to] {
                     self.input(to, Input::Peer { from: from as u64 + 1, frame });
                 }
                 continue;
@@ -217,7 +227,9 @@ impl World {
         for _ in 0..count {
             self.now += TICK_MS;
             for n in 0..self.nodes.len() {
-                self.input(n, Input::Tick);
+                if self.stalled != Some(n) {
+                    self.input(n, Input::Tick);
+                }
             }
             self.settle();
         }
@@ -351,6 +363,17 @@ impl World {
                 }
             }
             "heal" => self.group.iter_mut().for_each(|g| *g = 0),
+            "stall" => {
+                let n = member(1)?;
+                let count: u64 = arg(2)?.parse().map_err(|_| "stall I N")?;
+                self.stalled = Some(n);
+                self.tick(count);
+                self.stalled = None;
+                self.now += TICK_MS;
+                self.input(n, Input::Tick);
+                let waiting = std::mem::take(&mut self.waiting);
+                self.net.extend(waiting);
+            }
             "tick" => {
                 let count = words.get(1).map_or(Ok(1), |c| c.parse()).map_err(|_| "tick N")?;
                 self.tick(count);

@@ -99,9 +99,14 @@ async fn a_schema_validator_holds_on_every_member_through_a_leader_change_and_a_
     cluster.kill(behind);
     let admin = cluster.client_of(leader).await;
     install(&admin, "schema", "json-schema", InstallOptions::default()).await;
-    admin.bind_plugin("schema", "/config", SCHEMA.as_bytes()).await.expect("bind");
-    admin.create("/config", br#"{"port": 1}"#, CreateMode::Persistent).await.expect("create");
+    // Each member compiles the component as it applies the install, which
+    // on a loaded machine can outlast an election timeout and move the
+    // leadership of these two: wait until they agree again.
     let live: Vec<u64> = (1..=3).filter(|&id| id != behind).collect();
+    cluster.converged(&live).await;
+    let admin = cluster.client_of(cluster.leader(&admin).await).await;
+    admin.bind_plugin("schema", "/config", SCHEMA.as_bytes()).await.expect("bind");
+    create_when_taken(&admin, "/config", br#"{"port": 1}"#).await.expect("create");
     schema_holds_everywhere(&cluster, &live, "first").await;
     admin.create("/bulk", b"", CreateMode::Persistent).await.expect("bulk");
     for i in 0..120 {

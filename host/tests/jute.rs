@@ -333,7 +333,8 @@ fn every_truncated_request_body_is_an_error() {
 fn lengths_and_counts_beyond_their_bounds_are_refused() {
     // Proves a declared length over the byte bound, a count over the
     // element bound or beyond the bytes left, a negative length other than
-    // null, an unknown opcode and a multi inside a multi are errors.
+    // null, an unknown opcode, a multi inside a multi and reads and writes
+    // mixed across multi and multiRead are errors.
     let decode = |op, write: &dyn Fn(&mut Writer)| {
         let mut w = Writer::default();
         write(&mut w);
@@ -375,6 +376,23 @@ fn lengths_and_counts_beyond_their_bounds_are_refused() {
         w.ustring("/");
     });
     assert!(matches!(sync_in_multi, Err(JuteError::NotInMulti("sync"))), "{sync_in_multi:?}");
+    // A multi takes writes and checks, a multiRead reads: never mixed.
+    let read_in_multi = decode(op::MULTI, &|w| {
+        w.int(op::GET_DATA);
+        w.bool(false);
+        w.int(-1);
+        w.ustring("/");
+        w.bool(false);
+    });
+    assert!(matches!(read_in_multi, Err(JuteError::NotInMulti("getData"))), "{read_in_multi:?}");
+    let write_in_read = decode(op::MULTI_READ, &|w| {
+        w.int(op::DELETE);
+        w.bool(false);
+        w.int(-1);
+        w.ustring("/d");
+        w.int(-1);
+    });
+    assert!(matches!(write_in_read, Err(JuteError::NotInMulti("delete"))), "{write_in_read:?}");
 }
 
 #[test]
@@ -399,9 +417,9 @@ fn connect_requests_decode_with_and_without_the_read_only_byte() {
 #[test]
 fn replies_are_laid_out_as_zookeeper_lays_them_out() {
     // Proves the reply header, a getData body (buffer then the 68-byte
-    // Stat, big-endian, fields in jute's order) and a failed multi's
-    // results (headers with per-op codes, then the end marker) encode to
-    // the bytes ZooKeeper sends.
+    // Stat, big-endian, fields in jute's order), a failed multi's results
+    // (headers with per-op codes, then the end marker), creates inside a
+    // multi and addWatch's answer encode to the bytes ZooKeeper sends.
     let mut w = Writer::default();
     ReplyHeader { xid: 7, zxid: 0x10, err: 0 }.encode(&mut w);
     ZkResponse::Data { data: b"hello".to_vec(), stat: stat() }.encode(&mut w);
@@ -440,13 +458,23 @@ fn replies_are_laid_out_as_zookeeper_lays_them_out() {
     expected.extend_from_slice(&(-1i32).to_be_bytes());
     assert_eq!(w.bytes, expected);
 
-    // A create2 inside a multi carries its Stat; a plain create does not.
-    let mut with_stat = Writer::default();
+    // A plain create inside a multi answers with its path; every other
+    // create (container and TTL too) as create2, with the Stat.
     let create = |op| MultiResult::Create { op, path: "/x".into(), stat: stat() };
-    ZkResponse::Multi(vec![create(CreateOp::Create2)]).encode(&mut with_stat);
     let mut without = Writer::default();
     ZkResponse::Multi(vec![create(CreateOp::Create)]).encode(&mut without);
-    assert_eq!(with_stat.bytes.len(), without.bytes.len() + 68);
+    assert_eq!(&without.bytes[..4], &op::CREATE.to_be_bytes());
+    for kind in [CreateOp::Create2, CreateOp::Container, CreateOp::Ttl] {
+        let mut with_stat = Writer::default();
+        ZkResponse::Multi(vec![create(kind)]).encode(&mut with_stat);
+        assert_eq!(&with_stat.bytes[..4], &op::CREATE2.to_be_bytes(), "{kind:?}");
+        assert_eq!(with_stat.bytes.len(), without.bytes.len() + 68, "{kind:?}");
+    }
+
+    // addWatch is answered with a record holding 0, which clients read.
+    let mut w = Writer::default();
+    ZkResponse::AddWatch.encode(&mut w);
+    assert_eq!(w.bytes, 0i32.to_be_bytes());
 }
 
 proptest! {

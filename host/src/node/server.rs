@@ -52,13 +52,8 @@ async fn session_stream(
             return;
         }
     };
-    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES_MAX);
-    let overflowed = Arc::new(Notify::new());
-    let outbox = Outbox { tx, overflowed: overflowed.clone() };
-    if core.send(Event::Connected { conn: id, outbox }).await.is_err() {
-        return;
-    }
-    let identity = Id::x509(identity);
+    // Drawn before the driver knows the connection, so a failure leaves
+    // nothing behind there.
     let Some(secret) = random_secret() else {
         let why = "the server's random source failed; try another server".to_string();
         let refusal = Refusal::Failed(Failure::Unavailable { why });
@@ -66,6 +61,13 @@ async fn session_stream(
         let _ = send.finish();
         return;
     };
+    let (tx, rx) = mpsc::channel(OUTBOX_FRAMES_MAX);
+    let overflowed = Arc::new(Notify::new());
+    let outbox = Outbox { tx, overflowed: overflowed.clone() };
+    if core.send(Event::Connected { conn: id, outbox }).await.is_err() {
+        return;
+    }
+    let identity = Id::x509(identity);
     let open = SessionIn::Open { conn: id, identity, hello: Box::new(hello), secret };
     if core.send(Event::Input(Input::Session(open))).await.is_err() {
         return;

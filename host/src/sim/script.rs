@@ -306,13 +306,12 @@ impl World {
                         watches: watch_set(&words[3..]),
                     }
                 };
-                let old = client.conn.take();
+                let old = client.conn.take().map(|conn| (conn, client.member));
                 let conn = self.next_conn;
                 self.next_conn += 1;
                 client.conn = Some(conn);
                 client.member = n;
-                if let Some(old) = old {
-                    let old_member = self.owner_member(&name);
+                if let Some((old, old_member)) = old {
                     self.owners.remove(&old);
                     self.input(old_member, Input::Session(SessionIn::Gone { conn: old }));
                 }
@@ -381,10 +380,6 @@ impl World {
             other => return Err(format!("unknown command {other}")),
         }
         Ok(())
-    }
-
-    fn owner_member(&self, name: &str) -> usize {
-        self.clients.get(name).map_or(0, |c| c.member)
     }
 }
 

@@ -8,9 +8,9 @@
 //! ```text
 //! magic "WRNSNAP\0" | format u32 | last_applied u64 | digest u64
 //! sessions: count u64, then per session: id u64, timeout_ms u32,
-//!           auth count u32, per identity: scheme str, id str,
-//!           secret u8 (0 none, 1 a SHA-256 follows) [+ 32 bytes]
-//!           (format 3; format 2 has no secret field and is still read)
+//!           auth count u32, per identity: scheme str, id str;
+//!           then the secret: u8 (0 none, 1 its SHA-256 follows) [+ 32
+//!           bytes] (format 3; format 2 has no secret and is still read)
 //! acls:     count u32, then per list: ref u32, entries u32,
 //!           per entry: perms u32, scheme str, id str
 //! nodes:    count u64, then per node in pre-order (parents first, children

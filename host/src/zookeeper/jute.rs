@@ -25,7 +25,7 @@ pub enum JuteError {
     Null { what: &'static str },
     #[error("opcode {0} is not one of ZooKeeper's")]
     UnknownOp(i32),
-    #[error("{0} operations are not allowed inside a multi")]
+    #[error("{0} operations are not allowed inside this kind of multi")]
     NotInMulti(&'static str),
 }
 

@@ -299,7 +299,11 @@ impl ZkRequest {
                             max: r_elements(r),
                         });
                     }
-                    ops.push(ZkRequest::read(kind, r, false)?);
+                    let op = ZkRequest::read(kind, r, false)?;
+                    if op.is_read() != read {
+                        return Err(JuteError::NotInMulti(op.name()));
+                    }
+                    ops.push(op);
                 }
                 ZkRequest::Multi { read, ops }
             }
@@ -350,6 +354,12 @@ impl ZkRequest {
             return Err(JuteError::NotInMulti(request.name()));
         }
         Ok(request)
+    }
+
+    /// Whether the operation is one of multiRead's (the others inside a
+    /// multi are its writes and checks; ZooKeeper mixes neither way).
+    fn is_read(&self) -> bool {
+        matches!(self, ZkRequest::GetData { .. } | ZkRequest::GetChildren { .. })
     }
 
     /// Whether ZooKeeper accepts the operation inside a multi or multiRead.
@@ -445,10 +455,12 @@ pub enum MultiResult {
 /// A reply body, by what it answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZkResponse {
-    /// No body: delete, deleteContainer, check, ping, auth, setWatches,
-    /// checkWatches, removeWatches, addWatch, closeSession, and every
-    /// failed request.
+    /// No body: delete, deleteContainer, ping, auth, setWatches,
+    /// checkWatches, removeWatches, closeSession, and every failed request.
     Empty,
+    /// addWatch's answer: ZooKeeper sends an error record holding 0, which
+    /// its clients read.
+    AddWatch,
     Create(String),
     Create2 {
         path: String,
@@ -481,6 +493,7 @@ impl ZkResponse {
     pub fn encode(&self, w: &mut Writer) {
         match self {
             ZkResponse::Empty => {}
+            ZkResponse::AddWatch => w.int(0),
             ZkResponse::Create(path) | ZkResponse::Sync(path) => w.ustring(path),
             ZkResponse::Create2 { path, stat } => {
                 w.ustring(path);
@@ -503,7 +516,11 @@ impl ZkResponse {
             ZkResponse::Multi(results) => {
                 for result in results {
                     let (kind, err) = match result {
-                        MultiResult::Create { op, .. } => (op.code(), 0),
+                        // ZooKeeper's multi results know two creates:
+                        // `create` (the path) and `create2` (path and Stat),
+                        // which answers container and TTL creates too.
+                        MultiResult::Create { op: CreateOp::Create, .. } => (op::CREATE, 0),
+                        MultiResult::Create { .. } => (op::CREATE2, 0),
                         MultiResult::Delete => (op::DELETE, 0),
                         MultiResult::SetData(_) => (op::SET_DATA, 0),
                         MultiResult::Check => (op::CHECK, 0),

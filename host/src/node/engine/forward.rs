@@ -10,7 +10,11 @@
 //! A forward the leader has not answered is sent again, to the same leader
 //! in the same term only, every three heartbeats: the leader remembers the
 //! forwards it placed in its term by (follower, id) and answers a repeat
-//! with the same place instead of proposing it twice. Ids start at a
+//! with the same place instead of proposing it twice. A forward carries
+//! the term it was sent in, and a leader refuses one from another term
+//! (it would not remember a first send placed in its earlier term: a
+//! leader re-elected while a paused follower still resent in the old term
+//! applied the write twice, simulator seed 12015398). Ids start at a
 //! random point per engine, so a restarted follower's are new.
 
 use super::{Engine, Output, Waiter};
@@ -128,13 +132,32 @@ impl Engine {
         forward.sent_term = self.raft.term().0;
         forward.sent_ms = self.now.mono_ms;
         forward.sends += 1;
-        let frame = PeerFrame::Forward { id, command: forward.command.to_vec() };
+        let term = Some(forward.sent_term);
+        let frame = PeerFrame::Forward { id, term, command: forward.command.to_vec() };
         self.out.push(Output::Peer { to: leader, frame });
     }
 
-    /// Leader: a follower forwards a command.
-    pub(super) fn forwarded_command(&mut self, from: u64, id: u64, command: Vec<u8>) {
+    /// Leader: a follower forwards a command, sent in the follower's `sent`
+    /// term (none from a member older than this check).
+    pub(super) fn forwarded_command(
+        &mut self,
+        from: u64,
+        id: u64,
+        sent: Option<u64>,
+        command: Vec<u8>,
+    ) {
         let term = self.raft.term().0;
+        if sent.is_some_and(|sent| sent != term) {
+            // Sent in another term: if it is a repeat, this leader may
+            // have placed the first send in its earlier term, which it no
+            // longer remembers. Refused, never proposed: the follower
+            // fails a repeat as an unknown outcome and sends a first try
+            // again in the term it learns.
+            let leader = self.raft.leader().map(|l| l.0);
+            let frame = PeerFrame::Forwarded { id, result: Err(leader) };
+            self.out.push(Output::Peer { to: from, frame });
+            return;
+        }
         let p = &mut self.proposals;
         if p.placed_term != term {
             p.placed_forwards.clear();

@@ -61,6 +61,10 @@ pub enum PeerFrame {
     /// A follower hands the leader an encoded command to propose.
     Forward {
         id: u64,
+        /// The follower's term when it sent it (absent from members older
+        /// than this field, whose forwards are not checked).
+        #[serde(default)]
+        term: Option<u64>,
         #[serde(with = "serde_bytes")]
         command: Vec<u8>,
     },
@@ -341,7 +345,9 @@ impl Engine {
                     self.leader_contact_ms = self.now.mono_ms;
                 }
             }
-            PeerFrame::Forward { id, command } => self.forwarded_command(from, id, command),
+            PeerFrame::Forward { id, term, command } => {
+                self.forwarded_command(from, id, term, command)
+            }
             PeerFrame::Forwarded { id, result } => self.forward_answered(id, result),
             PeerFrame::Touch { sessions } => {
                 if self.raft.role() == Role::Leader {

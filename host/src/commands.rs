@@ -718,14 +718,22 @@ pub async fn serve(config: &Path) -> Result<(), String> {
 
 /// `warren dev`: prepares (or resumes) a local cluster in `dir`, runs each
 /// node as its own process, and stops them when interrupted.
-pub async fn dev(dir: &Path, nodes: usize) -> Result<(), String> {
+pub async fn dev(dir: &Path, nodes: usize, zookeeper_port: u16) -> Result<(), String> {
     if nodes == 0 || nodes > 9 {
         return Err(format!("--nodes {nodes} is out of range; use 1 to 9"));
     }
+    if zookeeper_port == 0 || usize::from(zookeeper_port) + nodes - 1 > usize::from(u16::MAX) {
+        return Err(format!(
+            "--zookeeper-port {zookeeper_port} leaves no room for {nodes} ports; use 1 to {}",
+            usize::from(u16::MAX) + 1 - nodes
+        ));
+    }
     let addrs: Vec<std::net::SocketAddr> =
         (1..=nodes).map(|i| ([127, 0, 0, 1], 7000 + i as u16).into()).collect();
-    let cluster =
-        warren::dev::prepare(dir, nodes, &addrs, &Timing::default()).map_err(|e| e.to_string())?;
+    let zookeeper: Vec<std::net::SocketAddr> =
+        (0..nodes).map(|i| ([127, 0, 0, 1], zookeeper_port + i as u16).into()).collect();
+    let cluster = warren::dev::prepare(dir, nodes, &addrs, &Timing::default(), &zookeeper)
+        .map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the warren binary: {e}"))?;
     let mut children = Vec::new();
     for &id in cluster.nodes.keys() {
@@ -743,6 +751,12 @@ pub async fn dev(dir: &Path, nodes: usize) -> Result<(), String> {
     println!("Try it from another terminal:");
     println!("  export WARREN_CONFIG={config}");
     println!("  warren create /hello world && warren get /hello && warren status");
+    if !cluster.zookeeper.is_empty() {
+        let connect: Vec<String> = cluster.zookeeper.values().map(|a| a.to_string()).collect();
+        let connect = connect.join(",");
+        println!("ZooKeeper clients connect to {connect}, e.g.:");
+        println!("  zkCli.sh -server {connect}");
+    }
     println!("Kill a node (kill -9 $(cat {}/n1.pid)) to watch fail-over;", cluster.dir.display());
     println!("restart it with: warren serve --config {}/n1.toml", cluster.dir.display());
     println!("Ctrl-C stops the cluster; run warren dev again to resume it.");

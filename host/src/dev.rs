@@ -36,17 +36,21 @@ pub struct DevCluster {
     pub dir: PathBuf,
     /// Node id → its configuration file and address.
     pub nodes: BTreeMap<u64, (PathBuf, SocketAddr)>,
+    /// Node id → where it serves ZooKeeper clients (nodes that do).
+    pub zookeeper: BTreeMap<u64, SocketAddr>,
     pub client_config: PathBuf,
 }
 
 /// Creates (or finds) a cluster of `n` nodes in `dir`, listening on
-/// `addrs` (one per node) when new. Existing certificates and
+/// `addrs` (one per node) when new, and for ZooKeeper clients on
+/// `zookeeper` (one per node, or none). Existing certificates and
 /// configuration files are kept as they are.
 pub fn prepare(
     dir: &Path,
     n: usize,
     addrs: &[SocketAddr],
     timing: &Timing,
+    zookeeper: &[SocketAddr],
 ) -> Result<DevCluster, DevError> {
     let write = |path: &Path, text: &str| {
         std::fs::write(path, text)
@@ -66,6 +70,7 @@ pub fn prepare(
         return Err(DevError::Size { dir, found: existing, asked: n });
     }
     let mut nodes = BTreeMap::new();
+    let mut zookeeper_addrs = BTreeMap::new();
     for &id in &ids {
         let path = dir.join(format!("n{id}.toml"));
         if !path.exists() {
@@ -78,10 +83,14 @@ pub fn prepare(
                 &peers,
                 &TlsFiles::node(Path::new("certs"), id),
                 timing,
+                zookeeper.get((id - 1) as usize).copied(),
             );
             write(&path, &text)?;
         }
         let config = NodeConfig::load(&path)?;
+        if let Some(addr) = config.zookeeper.listen {
+            zookeeper_addrs.insert(id, addr);
+        }
         nodes.insert(id, (path, config.listen));
     }
     let client_config = dir.join("client.toml");
@@ -90,7 +99,7 @@ pub fn prepare(
         let files = TlsFiles::client(Path::new("certs"), "admin");
         write(&client_config, &ClientConfig::render(&servers, &files.ca, &files.cert, &files.key))?;
     }
-    Ok(DevCluster { dir, nodes, client_config })
+    Ok(DevCluster { dir, nodes, zookeeper: zookeeper_addrs, client_config })
 }
 
 impl DevCluster {

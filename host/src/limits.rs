@@ -167,3 +167,20 @@ pub use warren_client::frame::FRAME_BYTES_MAX;
 /// node's links go well before a session would expire (keep-alives every
 /// `tls::KEEP_ALIVE` keep a healthy one open).
 pub const CONNECTION_IDLE_MS_MAX: u32 = 10_000;
+
+/// The largest frame a ZooKeeper client may send (ZooKeeper's
+/// `jute.maxbuffer`, whose default is 1 MiB): room for a node's largest
+/// data ([`Limits::data_bytes_max`]) with its path and ACL, or a multi of
+/// several. A longer frame closes the connection, as ZooKeeper's does; a
+/// connection never buffers more than one frame.
+pub const ZOOKEEPER_FRAME_BYTES_MAX: usize = 4 << 20;
+
+/// How long a ZooKeeper client connection may stay open without sending
+/// its connect request (or a four-letter word), so connections that send
+/// nothing do not pile up.
+pub const ZOOKEEPER_HANDSHAKE_MS_MAX: u64 = 10_000;
+
+/// Connections one client address may hold open on one ZooKeeper
+/// listener by default (ZooKeeper's `maxClientCnxns`, whose default is
+/// also 60); `zookeeper_max_client_cnxns` changes it, 0 lifts it.
+pub const ZOOKEEPER_CONNECTIONS_PER_IP_MAX: usize = 60;

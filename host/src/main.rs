@@ -73,6 +73,9 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Node i serves ZooKeeper clients on 127.0.0.1:BASE+i-1.
+        #[arg(long, default_value_t = 2181)]
+        zookeeper_port: u16,
     },
     #[command(flatten)]
     Client(commands::ClientCmd),
@@ -139,8 +142,8 @@ fn main() -> ExitCode {
             no_transparent_huge_pages();
             runtime(Some(1)).and_then(|rt| rt.block_on(commands::serve(&config)))
         }
-        Cmd::Dev { dir, nodes } => {
-            runtime(None).and_then(|rt| rt.block_on(commands::dev(&dir, nodes)))
+        Cmd::Dev { dir, nodes, zookeeper_port } => {
+            runtime(None).and_then(|rt| rt.block_on(commands::dev(&dir, nodes, zookeeper_port)))
         }
         Cmd::Client(cmd) => {
             runtime(None).and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))

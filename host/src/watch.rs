@@ -131,6 +131,24 @@ impl WatchTable {
     }
 
     /// Forgets every watch of a session.
+    /// Whether the session holds a watch of `kind` on `path` (with `Any`,
+    /// of any kind): ZooKeeper's checkWatches.
+    pub fn holds(&self, session: SessionId, path: &str, kind: WatchKind) -> bool {
+        let held = self.by_path.get(path).and_then(|s| s.get(&session)).copied().unwrap_or(0);
+        held & bit(kind) != 0
+    }
+
+    /// Every (session, path) pair holding a watch, sorted.
+    pub fn list(&self) -> Vec<(SessionId, String)> {
+        let mut out: Vec<(SessionId, String)> = self
+            .by_session
+            .iter()
+            .flat_map(|(&session, w)| w.paths.iter().map(move |p| (session, p.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn remove_session(&mut self, session: SessionId) {
         for path in self.by_session.remove(&session).unwrap_or_default().paths {
             if let Some(sessions) = self.by_path.get_mut(&path) {

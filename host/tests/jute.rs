@@ -408,10 +408,10 @@ fn connect_requests_decode_with_and_without_the_read_only_byte() {
     let without = ConnectRequest::decode(&w.bytes, BOUNDS).expect("decodes");
     assert_eq!(without.session_id, 0x1234);
     assert_eq!(without.password, vec![9; 16]);
-    assert!(!without.read_only);
+    assert_eq!(without.read_only, None);
     w.bool(true);
     let with = ConnectRequest::decode(&w.bytes, BOUNDS).expect("decodes");
-    assert_eq!(with, ConnectRequest { read_only: true, ..without });
+    assert_eq!(with, ConnectRequest { read_only: Some(true), ..without });
 }
 
 #[test]

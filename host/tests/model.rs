@@ -498,6 +498,31 @@ impl Model {
                 self.remove(path, ctx.zxid);
                 Ok(OpResult::Delete)
             }
+            // ZooKeeper's deleteContainer: any childless node but an
+            // ephemeral one (BadVersion), at any version; Warren checks
+            // the parent's ACL too.
+            Op::DeleteContainer { path } => {
+                if !valid_path(path) || path == "/" {
+                    return err(BadArguments);
+                }
+                let Some(parent) = self.nodes.get(parent_of(path)) else {
+                    return err(NoNode);
+                };
+                let Some(node) = self.nodes.get(path) else {
+                    return err(NoNode);
+                };
+                if !self.child_paths(path).is_empty() {
+                    return err(NotEmpty);
+                }
+                if matches!(node.kind, Kind::Ephemeral(_)) {
+                    return Err(MErr::BadVersion { expected: -1, actual: node.version });
+                }
+                if !allowed(&parent.acl, Perms::DELETE, ctx.auth) {
+                    return err(NoAuth);
+                }
+                self.remove(path, ctx.zxid);
+                Ok(OpResult::Delete)
+            }
             Op::SetData { path, data, version } => {
                 if data.len() > DATA_MAX || !valid_path(path) {
                     return err(BadArguments);
@@ -622,6 +647,7 @@ enum AOp {
     SetData(PathRef, AData, AVer),
     SetAcl(PathRef, u8, AVer),
     Check(PathRef, AVer),
+    DeleteContainer(PathRef),
     /// Only generated inside a multi.
     Nested(Vec<AOp>),
 }
@@ -756,6 +782,7 @@ fn simple_op() -> BoxedStrategy<AOp> {
         3 => (path_ref(), data(), ver()).prop_map(|(p, d, v)| AOp::SetData(p, d, v)),
         1 => (path_ref(), acl(), ver()).prop_map(|(p, a, v)| AOp::SetAcl(p, a, v)),
         2 => (path_ref(), ver()).prop_map(|(p, v)| AOp::Check(p, v)),
+        2 => path_ref().prop_map(AOp::DeleteContainer),
     ]
     .boxed()
 }
@@ -946,6 +973,7 @@ impl Resolver {
                 let version = Self::version(*v, version_of(&path));
                 Op::Delete { path, version }
             }
+            AOp::DeleteContainer(p) => Op::DeleteContainer { path: self.path(*p, model) },
             AOp::SetData(p, d, v) => {
                 let path = self.path(*p, model);
                 let version = Self::version(*v, version_of(&path));
@@ -1033,6 +1061,7 @@ fn show_op(op: &Op) -> String {
             format!("Create({path:?}, {}, {}, {mode:?})", show_data(data), show_acl(acl))
         }
         Op::Delete { path, version } => format!("Delete({path:?}, {version:?})"),
+        Op::DeleteContainer { path } => format!("DeleteContainer({path:?})"),
         Op::SetData { path, data, version } => {
             format!("SetData({path:?}, {}, {version:?})", show_data(data))
         }
@@ -1199,6 +1228,7 @@ fn outcome(entry: &Entry, resp: &MResp) -> String {
         match op {
             Op::Create { .. } => "Create",
             Op::Delete { .. } => "Delete",
+            Op::DeleteContainer { .. } => "DeleteContainer",
             Op::SetData { .. } => "SetData",
             Op::SetAcl { .. } => "SetAcl",
             Op::Check { .. } => "Check",

@@ -47,6 +47,15 @@ impl Drop for TempDir {
     }
 }
 
+/// Free TCP ports on loopback (for ZooKeeper listeners; bound and
+/// released, as [`free_addrs`]).
+pub fn free_tcp_addrs(n: usize) -> Vec<SocketAddr> {
+    let sockets: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    sockets.iter().map(|s| s.local_addr().expect("local address")).collect()
+}
+
 /// Free UDP ports on loopback (bound and released; a race with another
 /// process is possible but unlikely on a test machine).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
@@ -66,7 +75,8 @@ impl Cluster {
     /// Starts an `n`-node cluster.
     pub fn start(name: &str, n: usize) -> Cluster {
         let dir = TempDir::new(name);
-        let files = dev::prepare(&dir.0, n, &free_addrs(n), &test_timing()).expect("prepare");
+        let files = dev::prepare(&dir.0, n, &free_addrs(n), &test_timing(), &free_tcp_addrs(n))
+            .expect("prepare");
         let mut cluster = Cluster { files, procs: (0..n).map(|_| None).collect(), dir };
         for id in 1..=n as u64 {
             cluster.restart(id);
@@ -169,7 +179,8 @@ impl Cluster {
     /// passed through `edit` (each file's text in, the text to write out).
     pub fn start_with(name: &str, n: usize, mut edit: impl FnMut(&str) -> String) -> Cluster {
         let dir = TempDir::new(name);
-        let files = dev::prepare(&dir.0, n, &free_addrs(n), &test_timing()).expect("prepare");
+        let files = dev::prepare(&dir.0, n, &free_addrs(n), &test_timing(), &free_tcp_addrs(n))
+            .expect("prepare");
         for (path, _) in files.nodes.values() {
             let text = std::fs::read_to_string(path).expect("read a node config");
             std::fs::write(path, edit(&text)).expect("write a node config");

@@ -79,6 +79,12 @@ pub enum Op {
         acl: Vec<Acl>,
         version: Option<i32>,
     },
+    /// Deletes a childless node that is not ephemeral, at any version
+    /// (ZooKeeper's deleteContainer, which its servers use to remove empty
+    /// containers; an ephemeral node fails with BadVersion, as there).
+    DeleteContainer {
+        path: String,
+    },
     /// Succeeds when the node exists at this version; changes nothing.
     Check {
         path: String,
@@ -105,6 +111,7 @@ impl Op {
         match self {
             Op::Create { path, .. }
             | Op::Delete { path, .. }
+            | Op::DeleteContainer { path }
             | Op::SetData { path, .. }
             | Op::SetAcl { path, .. }
             | Op::Check { path, .. }

@@ -8,7 +8,7 @@
 //! each with a client-chosen `xid`, are answered in order. Frames are CBOR,
 //! each preceded by its length (see [`crate::frame`]).
 
-use crate::proto::acl::Acl;
+use crate::proto::acl::{Acl, Id};
 use crate::proto::error::ApiError;
 use crate::proto::event::{WatchKind, WatchedEvent};
 use crate::proto::ids::{SessionId, SessionSecret, Zxid};
@@ -94,6 +94,12 @@ pub enum Request {
     AddWatch { path: String, kind: WatchKind },
     /// Removes the session's watches of a kind on a path.
     RemoveWatch { path: String, kind: WatchKind },
+    /// Answers [`Answer::Watching`] when the session holds a watch of the
+    /// kind on the path, else fails with `NoWatcher` (ZooKeeper's
+    /// checkWatches).
+    CheckWatch { path: String, kind: WatchKind },
+    /// The session's identities, as ACLs see them (ZooKeeper's whoAmI).
+    WhoAmI,
     /// This server's view of itself.
     Status,
     /// Adds an identity to the session for ACL checks (ZooKeeper's
@@ -259,6 +265,8 @@ pub enum Answer {
     Unwatched,
     /// The identity was added to the session.
     Authenticated,
+    /// The session's identities.
+    Identities(Vec<Id>),
     /// The watches are set; their events came before this answer.
     /// `events_lost` as in [`Welcome`].
     WatchesSet {

@@ -37,6 +37,27 @@ struct File {
     limits: LimitsFile,
     #[serde(default = "default_snapshot_every")]
     snapshot_every: u64,
+    /// Where ZooKeeper clients connect over plain TCP; none: nowhere.
+    #[serde(default)]
+    zookeeper_listen: Option<SocketAddr>,
+    /// The four-letter words the ZooKeeper port answers (`*`: all).
+    #[serde(default = "default_four_letter_words")]
+    zookeeper_four_letter_words: Vec<String>,
+    /// Connections one client address may hold on the ZooKeeper port.
+    #[serde(default = "default_max_client_cnxns")]
+    zookeeper_max_client_cnxns: usize,
+    /// `user:<base64 sha1>`: the digest whose addAuth makes a session the
+    /// superuser.
+    #[serde(default)]
+    superuser_digest: Option<String>,
+}
+
+fn default_four_letter_words() -> Vec<String> {
+    crate::zookeeper::words::DEFAULT_ALLOWED.iter().map(|w| w.to_string()).collect()
+}
+
+fn default_max_client_cnxns() -> usize {
+    crate::limits::ZOOKEEPER_CONNECTIONS_PER_IP_MAX
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +135,28 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Applied entries between snapshots.
     pub snapshot_every: u64,
+    /// The ZooKeeper protocol's listener, if any.
+    pub zookeeper: ZooKeeperConfig,
+    /// The digest identity (`user:<base64 sha1>`) of the superuser.
+    pub superuser_digest: Option<String>,
+}
+
+/// Where and how ZooKeeper clients are served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZooKeeperConfig {
+    pub listen: Option<SocketAddr>,
+    pub four_letter_words: Vec<String>,
+    pub max_client_cnxns: usize,
+}
+
+impl Default for ZooKeeperConfig {
+    fn default() -> ZooKeeperConfig {
+        ZooKeeperConfig {
+            listen: None,
+            four_letter_words: default_four_letter_words(),
+            max_client_cnxns: default_max_client_cnxns(),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -204,6 +247,21 @@ impl NodeConfig {
             acl_entries_max: l.acl_entries_max,
             ..Limits::default()
         };
+        for word in &file.zookeeper_four_letter_words {
+            if word != "*" && !crate::zookeeper::words::WORDS.contains(&word.as_str()) {
+                return Err(invalid(format!(
+                    "zookeeper_four_letter_words has {word:?}, which is not a four-letter word Warren answers; use some of {} or \"*\"",
+                    crate::zookeeper::words::WORDS.join(", ")
+                )));
+            }
+        }
+        if let Some(digest) = &file.superuser_digest
+            && !matches!(digest.split_once(':'), Some((user, hash)) if !user.is_empty() && hash.len() == 28)
+        {
+            return Err(invalid(format!(
+                "superuser_digest {digest:?} is not user:<base64 sha1 of user:password> (28 characters after the colon); make one with `warren digest USER:PASSWORD`"
+            )));
+        }
         let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
         Ok(NodeConfig {
             id: file.id,
@@ -218,6 +276,12 @@ impl NodeConfig {
             timing: t,
             limits,
             snapshot_every: file.snapshot_every,
+            zookeeper: ZooKeeperConfig {
+                listen: file.zookeeper_listen,
+                four_letter_words: file.zookeeper_four_letter_words,
+                max_client_cnxns: file.zookeeper_max_client_cnxns,
+            },
+            superuser_digest: file.superuser_digest,
         })
     }
 
@@ -234,7 +298,9 @@ impl NodeConfig {
         all
     }
 
-    /// The file text for a configuration (for `warren dev`), paths as given.
+    /// The file text for a configuration (for `warren dev`), paths as
+    /// given; with a ZooKeeper address, the node serves ZooKeeper clients
+    /// there and answers every four-letter word.
     pub fn render(
         id: u64,
         listen: SocketAddr,
@@ -242,12 +308,18 @@ impl NodeConfig {
         peers: &BTreeMap<u64, SocketAddr>,
         tls: &crate::tls::TlsFiles,
         timing: &Timing,
+        zookeeper: Option<SocketAddr>,
     ) -> String {
         let mut out = String::new();
         out.push_str(&format!(
             "id = {id}\nlisten = \"{listen}\"\ndata_dir = {}\n",
             quote(data_dir)
         ));
+        if let Some(addr) = zookeeper {
+            out.push_str(&format!(
+                "zookeeper_listen = \"{addr}\"\nzookeeper_four_letter_words = [\"*\"]\n"
+            ));
+        }
         out.push_str("\n[peers]\n");
         for (peer, addr) in peers {
             out.push_str(&format!("{peer} = \"{addr}\"\n"));
@@ -315,6 +387,8 @@ key = "certs/n1.key"
         assert_eq!(c.tls.key, Path::new("/etc/warren/certs/n1.key"));
         assert_eq!(c.timing, Timing::default());
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.zookeeper, ZooKeeperConfig::default());
+        assert_eq!(c.zookeeper.four_letter_words, ["srvr"]);
     }
 
     #[test]
@@ -332,15 +406,23 @@ key = "certs/n1.key"
         );
         assert!(problem(&format!("{GOOD}\nsurprise = 1\n")).contains("surprise"));
         assert!(problem(&GOOD.replace("[tls]", "[tlz]")).contains("tls"));
+        let words =
+            GOOD.replace("[peers]", "zookeeper_four_letter_words = [\"ruok\", \"kill\"]\n[peers]");
+        assert!(problem(&words).contains("\"kill\""));
+        let digest = GOOD.replace("[peers]", "superuser_digest = \"super\"\n[peers]");
+        assert!(problem(&digest).contains("superuser_digest"));
     }
 
     #[test]
     fn render_writes_what_parse_reads() {
         // Proves a rendered configuration parses back to the same values.
         let c = NodeConfig::parse(GOOD, Path::new("/etc/warren")).unwrap_or_else(|_| panic!());
-        let text = NodeConfig::render(c.id, c.listen, &c.data_dir, &c.peers, &c.tls, &c.timing);
+        let zk = Some("127.0.0.1:2181".parse().unwrap_or_else(|_| panic!()));
+        let text = NodeConfig::render(c.id, c.listen, &c.data_dir, &c.peers, &c.tls, &c.timing, zk);
         let back = NodeConfig::parse(&text, Path::new("/elsewhere")).unwrap_or_else(|_| panic!());
         assert_eq!((back.id, back.listen, &back.peers), (c.id, c.listen, &c.peers));
+        assert_eq!(back.zookeeper.listen, zk);
+        assert_eq!(back.zookeeper.four_letter_words, ["*"]);
         assert_eq!((&back.data_dir, &back.tls.cert), (&c.data_dir, &c.tls.cert));
         assert_eq!(back.timing, c.timing);
     }

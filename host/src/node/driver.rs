@@ -36,6 +36,8 @@ pub(crate) enum Event {
         conn: ConnId,
         outbox: Outbox,
     },
+    /// Asks for the engine's view of itself (the four-letter words).
+    Report(tokio::sync::oneshot::Sender<crate::node::engine::Report>),
     /// The node is stopping: return from `run`.
     Stop,
 }
@@ -111,6 +113,7 @@ impl Driver {
             timing: config.timing,
             snapshot_every: config.snapshot_every,
             limits: config.limits,
+            superuser_digest: config.superuser_digest.clone(),
         };
         let engine = Engine::new(raft_config, restored, sm, options, now, random_seed());
         Driver {
@@ -172,6 +175,9 @@ impl Driver {
             Event::Input(input) => self.engine.handle(input, now(self.start))?,
             Event::Connected { conn, outbox } => {
                 self.outboxes.insert(conn, outbox);
+            }
+            Event::Report(tx) => {
+                let _ = tx.send(self.engine.report());
             }
             Event::Stop => {}
         }

@@ -5,7 +5,8 @@
 //!   drives it too).
 //! - `driver` — the tokio driver of the engine: sockets, disk, timers.
 //! - `peer` — links between members over QUIC.
-//! - `server` — Warren's client front end over QUIC.
+//! - `server` — Warren's client front end over QUIC (ZooKeeper's, over
+//!   TCP, is `crate::zookeeper::server`).
 //!
 //! [`serve`] opens the data directory (recovering it), rebuilds the state
 //! machine, binds one UDP endpoint for both peers and clients (told apart by
@@ -90,10 +91,12 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     });
 
     let members = config.members();
+    // Connection ids, shared by every front end.
+    let ids = Arc::new(AtomicU64::new(1));
     let accept = {
         let endpoint = endpoint.clone();
         let inputs = inputs_tx.clone();
-        let ids = Arc::new(AtomicU64::new(1));
+        let ids = ids.clone();
         async move {
             while let Some(incoming) = endpoint.accept().await {
                 let inputs = inputs.clone();
@@ -117,6 +120,15 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         }
     };
     tokio::spawn(accept);
+
+    if let Some(addr) = config.zookeeper.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Bind { addr, source })?;
+        let front = crate::zookeeper::server::Front::new(&config, inputs_tx.clone(), ids.clone());
+        tokio::spawn(crate::zookeeper::server::listen(listener, Arc::new(front)));
+        tracing::info!("serving ZooKeeper clients on {addr}");
+    }
 
     let reload = {
         let tls = tls.clone();

@@ -158,7 +158,7 @@ fn ends(frame: &ServerFrame) -> bool {
 
 /// A session secret from the operating system's random source (none if
 /// it failed: no session is opened with a guessable secret).
-fn random_secret() -> Option<SessionSecret> {
+pub(crate) fn random_secret() -> Option<SessionSecret> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 16];
     ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;

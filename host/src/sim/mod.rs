@@ -271,7 +271,7 @@ fn options(snapshot_every: u64) -> Options {
         session_timeout_min_ms: 500,
         session_timeout_max_ms: 10_000,
     };
-    Options { timing, snapshot_every, limits: Limits::default() }
+    Options { timing, snapshot_every, limits: Limits::default(), superuser_digest: None }
 }
 
 impl Sim {

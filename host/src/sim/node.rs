@@ -168,7 +168,8 @@ impl SimNode {
             entries: self.disk.entries.iter().filter(|e| e.index > covered).cloned().collect(),
         };
         let seed = config.seed.rotate_left(17);
-        let mut engine = Engine::new(config, restored, sm, self.options, self.now(now), seed);
+        let mut engine =
+            Engine::new(config, restored, sm, self.options.clone(), self.now(now), seed);
         engine.plant(self.bugs);
         self.engine = Some(engine);
     }

@@ -198,6 +198,7 @@ fn check_entry(path: &str, acl: &Acl, limits: &Limits) -> Result<(), ApiError> {
             "world" => id == "anyone",
             "digest" => valid_digest_id(id),
             "x509" => !id.is_empty(),
+            "ip" => parse_ip_range(id).is_some(),
             _ => return Err(invalid(AclError::UnknownScheme { scheme: scheme.clone() })),
         };
     if !well_formed {
@@ -216,12 +217,55 @@ fn is_authenticated(id: &Id) -> bool {
     matches!(id.scheme.as_str(), "x509" | "digest")
 }
 
+/// An `ip` ACL id: an address, or an address and a prefix length
+/// (`10.0.0.0/8`, `::1/128`), as ZooKeeper's IPAuthenticationProvider
+/// takes it.
+fn parse_ip_range(id: &str) -> Option<(std::net::IpAddr, u32)> {
+    let (addr, bits) = match id.split_once('/') {
+        Some((addr, bits)) => (addr, Some(bits.parse::<u32>().ok()?)),
+        None => (id, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(width);
+    (bits <= width).then_some((addr, bits))
+}
+
+/// Whether the client address `who` (an `ip` identity) is in the range
+/// `range` (an `ip` ACL id).
+fn ip_matches(range: &str, who: &str) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    let (Some((net, bits)), Ok(addr)) = (parse_ip_range(range), who.parse()) else {
+        return false;
+    };
+    // The first `bits` bits of a `width`-bit address agree.
+    let same = |n: u128, a: u128, width: u32| {
+        let shift = width - bits;
+        shift >= 128 || n >> shift == a >> shift
+    };
+    match (net, addr) {
+        (V4(n), V4(a)) => same(u32::from(n).into(), u32::from(a).into(), 32),
+        (V6(n), V6(a)) => same(n.into(), a.into(), 128),
+        _ => false,
+    }
+}
+
+/// The scheme of the superuser identity a node gives a session that adds
+/// the configured superuser digest: it passes every ACL check, as
+/// ZooKeeper's `super` does.
+pub const SUPER_SCHEME: &str = "super";
+
 /// True when an identity of `auth` is granted any of `perms` by `acl`.
 pub(crate) fn allows(acl: &[Acl], perms: Perms, auth: &[Id]) -> bool {
     acl.is_empty()
+        || auth.iter().any(|who| who.scheme == SUPER_SCHEME)
         || acl.iter().any(|entry| {
             entry.perms.intersects(perms)
                 && ((entry.id.scheme == "world" && entry.id.id == "anyone")
+                    || (entry.id.scheme == "ip"
+                        && auth
+                            .iter()
+                            .any(|who| who.scheme == "ip" && ip_matches(&entry.id.id, &who.id)))
                     || auth.contains(&entry.id))
         })
 }
@@ -255,5 +299,34 @@ mod tests {
         table.release(b);
         assert_eq!(table.len(), 1);
         assert_eq!(table.intern(&Acl::read_only()), c);
+    }
+
+    #[test]
+    fn ip_entries_match_their_range() {
+        // Proves an ip ACL entry grants its address range (v4 and v6, with
+        // and without a prefix length) and nothing outside it.
+        let entry = |id: &str| vec![Acl::new(Perms::READ, Id::new("ip", id))];
+        let from = |addr: &str| vec![Id::new("ip", addr)];
+        assert!(allows(&entry("10.1.0.0/16"), Perms::READ, &from("10.1.200.3")));
+        assert!(!allows(&entry("10.1.0.0/16"), Perms::READ, &from("10.2.0.1")));
+        assert!(allows(&entry("127.0.0.1"), Perms::READ, &from("127.0.0.1")));
+        assert!(!allows(&entry("127.0.0.1"), Perms::READ, &from("127.0.0.2")));
+        assert!(allows(&entry("0.0.0.0/0"), Perms::READ, &from("192.168.1.1")));
+        assert!(allows(&entry("fd00::/8"), Perms::READ, &from("fd12::1")));
+        assert!(!allows(&entry("fd00::/8"), Perms::READ, &from("10.0.0.1")));
+        assert!(!allows(&entry("127.0.0.1"), Perms::WRITE, &from("127.0.0.1")));
+        // An ip identity in a digest entry's place matches nothing.
+        assert!(!allows(&entry("127.0.0.1"), Perms::READ, &[Id::digest("127.0.0.1")]));
+        assert!(parse_ip_range("10.0.0.0/33").is_none());
+        assert!(parse_ip_range("host.example").is_none());
+    }
+
+    #[test]
+    fn the_superuser_passes_every_check() {
+        // Proves a session holding the super identity passes an ACL that
+        // names nobody it has.
+        let acl = vec![Acl::new(Perms::READ, Id::digest("alice:x"))];
+        assert!(!allows(&acl, Perms::ADMIN, &[Id::digest("bob:y")]));
+        assert!(allows(&acl, Perms::ADMIN, &[Id::new(SUPER_SCHEME, "root")]));
     }
 }

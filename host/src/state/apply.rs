@@ -214,6 +214,7 @@ impl Txn<'_> {
                 self.create(session, auth, &path, data, &acl, mode)
             }
             Op::Delete { path, version } => self.delete(auth, &path, version),
+            Op::DeleteContainer { path } => self.delete_container(auth, &path),
             Op::SetData { path, data, version } => self.set_data(auth, &path, data, version),
             Op::SetAcl { path, acl, version } => self.set_acl(auth, &path, &acl, version),
             Op::Check { path, version } => self.check(auth, &path, version),
@@ -311,6 +312,32 @@ impl Txn<'_> {
         if node.stat.num_children > 0 {
             return Err(ApiError::NotEmpty { path: path.to_owned() });
         }
+        self.run_validators(ChangeKind::Delete, path, Some(&node.data), None)?;
+        self.delete_node(slot);
+        Ok(OpResult::Delete)
+    }
+
+    /// ZooKeeper's deleteContainer: a childless node that is not
+    /// ephemeral goes at any version (an ephemeral one: BadVersion, as
+    /// ZooKeeper answers). Unlike ZooKeeper, the parent's ACL must allow
+    /// the delete: the opcode is no way around an ACL.
+    fn delete_container(&mut self, auth: &[Id], path: &str) -> Reply {
+        self.validate_path(path)?;
+        if path == "/" {
+            return Err(ApiError::BadArguments(BadArgument::Root));
+        }
+        let parent_path = path::parent(path);
+        let parent = self.lookup(parent_path)?;
+        let slot = self.lookup(path)?;
+        let node = self.tree.node(slot);
+        if node.stat.num_children > 0 {
+            return Err(ApiError::NotEmpty { path: path.to_owned() });
+        }
+        if let NodeKind::Ephemeral(_) = node.kind() {
+            let actual = node.stat.version;
+            return Err(ApiError::BadVersion { path: path.to_owned(), expected: -1, actual });
+        }
+        acl::check(self.tree.acl_of(parent), Perms::DELETE, auth, parent_path)?;
         self.run_validators(ChangeKind::Delete, path, Some(&node.data), None)?;
         self.delete_node(slot);
         Ok(OpResult::Delete)

@@ -1,7 +1,9 @@
-//! ZooKeeper's client protocol, so that existing ZooKeeper clients can use
-//! Warren. So far the codec: jute ([`jute`]) and the protocol's records
-//! ([`records`]); the front end that maps them onto the session layer
-//! comes next.
+//! ZooKeeper's client protocol, so that existing ZooKeeper clients use
+//! Warren unchanged: the codec — jute ([`jute`]) and the protocol's
+//! records ([`records`]) — the front end that serves its connections on
+//! the session layer ([`server`]), and the four-letter words ([`words`]).
 
 pub mod jute;
 pub mod records;
+pub(crate) mod server;
+pub mod words;

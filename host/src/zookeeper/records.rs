@@ -60,8 +60,9 @@ pub struct ConnectRequest {
     /// 0 for a new session.
     pub session_id: i64,
     pub password: Vec<u8>,
-    /// Absent from older clients' requests (then false).
-    pub read_only: bool,
+    /// Absent from older clients' requests (then None, and the answer
+    /// leaves it out too, as ZooKeeper's does).
+    pub read_only: Option<bool>,
 }
 
 impl ConnectRequest {
@@ -72,7 +73,7 @@ impl ConnectRequest {
         let timeout_ms = r.int("session timeout")?;
         let session_id = r.long("session id")?;
         let password = r.buffer("session password")?;
-        let read_only = r.remaining() > 0 && r.bool("read-only flag")?;
+        let read_only = if r.remaining() > 0 { Some(r.bool("read-only flag")?) } else { None };
         Ok(ConnectRequest {
             protocol_version,
             last_zxid_seen,
@@ -92,7 +93,8 @@ pub struct ConnectResponse {
     pub timeout_ms: i32,
     pub session_id: i64,
     pub password: Vec<u8>,
-    pub read_only: bool,
+    /// Sent only when the client's request had it.
+    pub read_only: Option<bool>,
 }
 
 impl ConnectResponse {
@@ -101,7 +103,9 @@ impl ConnectResponse {
         w.int(self.timeout_ms);
         w.long(self.session_id);
         w.buffer(Some(&self.password));
-        w.bool(self.read_only);
+        if let Some(read_only) = self.read_only {
+            w.bool(read_only);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ mod session;
 
 pub use clock::Now;
 pub use disk::{DiskOp, SyncId};
-pub use session::{ConnId, SessionIn};
+pub use session::{ConnId, Report, SessionIn};
 
 use crate::consensus::{
     Config, LogEntry, LogIndex, Message, Raft, Ready, Restored, Role, Snapshot, SnapshotMeta,
@@ -118,12 +118,16 @@ pub enum Output {
 }
 
 /// Settings of an engine besides the consensus core's.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     pub timing: Timing,
     /// Applied entries between snapshots.
     pub snapshot_every: u64,
     pub limits: Limits,
+    /// The digest identity (`user:<base64 sha1>`, as ZooKeeper's
+    /// `superDigest`) whose addAuth makes a session the superuser, which
+    /// passes every ACL check. None: no superuser.
+    pub superuser_digest: Option<String>,
 }
 
 /// Why the engine stopped: the node must stop too.

@@ -339,17 +339,19 @@ impl Engine {
                 local.queue.push_back(Slot { xid, state: SlotState::Write });
                 self.propose(Waiter::Request { session, xid }, Command::Request { session, op });
             }
-            Request::AddAuth { scheme, auth } => match auth_identity(&scheme, &auth) {
-                Ok(id) => {
-                    local.queue.push_back(Slot { xid, state: SlotState::Write });
-                    let command = Command::AddAuth { session, id };
-                    self.propose(Waiter::Request { session, xid }, command);
+            Request::AddAuth { scheme, auth } => {
+                match auth_identity(&scheme, &auth, self.options.superuser_digest.as_deref()) {
+                    Ok(id) => {
+                        local.queue.push_back(Slot { xid, state: SlotState::Write });
+                        let command = Command::AddAuth { session, id };
+                        self.propose(Waiter::Request { session, xid }, command);
+                    }
+                    Err(e) => {
+                        local.queue.push_back(Slot { xid, state: SlotState::Done(Err(e)) });
+                        self.flush(session);
+                    }
                 }
-                Err(e) => {
-                    local.queue.push_back(Slot { xid, state: SlotState::Done(Err(e)) });
-                    self.flush(session);
-                }
-            },
+            }
             request @ (Request::Sync { .. } | Request::Read { linearizable: true, .. })
                 if !self.bugs.reads_skip_read_index =>
             {
@@ -656,6 +658,14 @@ impl Engine {
                 self.send_events(conn, events);
                 Ok(Answer::WatchesSet { events_lost })
             }
+            Request::CheckWatch { path, kind } => {
+                if self.watches.holds(session, &path, kind) {
+                    Ok(Answer::Watching)
+                } else {
+                    Err(api(ApiError::NoWatcher { path, kind: format!("{kind:?}") }))
+                }
+            }
+            Request::WhoAmI => Ok(Answer::Identities(auth)),
             Request::Status => Ok(Answer::Status(self.status())),
             Request::Write(_) | Request::AddAuth { .. } => {
                 Err(Failure::Unavailable { why: "a write reached the read path".into() })
@@ -663,7 +673,18 @@ impl Engine {
         }
     }
 
-    fn status(&self) -> ServerStatus {
+    /// What the four-letter words show: the status, the watches held on
+    /// this member, and every session's ephemeral nodes.
+    pub(crate) fn report(&self) -> Report {
+        let sessions = self
+            .sm
+            .sessions()
+            .map(|(id, s)| (id, s.timeout_ms, self.sm.get_ephemerals(id, "/")))
+            .collect();
+        Report { status: self.status(), watches: self.watches.list(), sessions }
+    }
+
+    pub(crate) fn status(&self) -> ServerStatus {
         ServerStatus {
             node: self.id,
             role: format!("{:?}", self.raft.role()).to_lowercase(),
@@ -727,10 +748,22 @@ impl Engine {
     }
 }
 
+/// What the four-letter words show of a member (see `Engine::report`).
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub status: ServerStatus,
+    /// (session, path) of every watch held here.
+    pub watches: Vec<(SessionId, String)>,
+    /// Every live session: its timeout and its ephemeral nodes.
+    pub sessions: Vec<(SessionId, u32, Vec<String>)>,
+}
+
 /// The identity an addAuth adds: scheme `digest` with `user:password`
 /// becomes `digest:user:<base64 of the SHA-1 of user:password>`, the form
-/// ZooKeeper stores and ACLs name. Other schemes are refused.
-fn auth_identity(scheme: &str, auth: &[u8]) -> Result<Id, Failure> {
+/// ZooKeeper stores and ACLs name; the configured superuser's becomes
+/// the `super` identity, which passes every ACL check. Other schemes are
+/// refused.
+fn auth_identity(scheme: &str, auth: &[u8], superuser: Option<&str>) -> Result<Id, Failure> {
     use base64::Engine as _;
     let failed = |why: &str| {
         Failure::Api(ApiError::AuthFailed { scheme: scheme.to_string(), why: why.to_string() })
@@ -744,5 +777,9 @@ fn auth_identity(scheme: &str, auth: &[u8]) -> Result<Id, Failure> {
     };
     let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, auth);
     let hash = base64::engine::general_purpose::STANDARD.encode(sha1.as_ref());
-    Ok(Id::digest(format!("{user}:{hash}")))
+    let digest = format!("{user}:{hash}");
+    if superuser == Some(digest.as_str()) {
+        return Ok(Id::new(crate::state::SUPER_SCHEME, user));
+    }
+    Ok(Id::digest(digest))
 }

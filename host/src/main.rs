@@ -77,6 +77,12 @@ enum Cmd {
         #[arg(long, default_value_t = 2181)]
         zookeeper_port: u16,
     },
+    /// Prints the digest identity of USER:PASSWORD, as ACLs and
+    /// `superuser_digest` name it (ZooKeeper's `user:<base64 sha1>`).
+    Digest {
+        /// USER:PASSWORD
+        credentials: String,
+    },
     #[command(flatten)]
     Client(commands::ClientCmd),
     /// Measures the cluster: N clients in a closed loop running one
@@ -144,6 +150,10 @@ fn main() -> ExitCode {
         }
         Cmd::Dev { dir, nodes, zookeeper_port } => {
             runtime(None).and_then(|rt| rt.block_on(commands::dev(&dir, nodes, zookeeper_port)))
+        }
+        Cmd::Digest { credentials } => {
+            println!("{}", warren::state::digest_id(credentials.as_bytes()));
+            Ok(())
         }
         Cmd::Client(cmd) => {
             runtime(None).and_then(|rt| rt.block_on(commands::run_client(cli.client, cmd)))

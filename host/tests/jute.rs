@@ -18,9 +18,9 @@ fn stat() -> Stat {
         ctime: 1_700_000_000_000,
         mtime: -1,
         version: 7,
-        cversion: -2,
+        cversion: 3,
         aversion: 1,
-        ephemeral_owner: 0x8000_0000_0000_0001,
+        ephemeral_owner: 0x0100_0000_0000_0001,
         data_length: 5,
         num_children: 2,
         pzxid: Zxid(9),
@@ -433,7 +433,9 @@ fn replies_are_laid_out_as_zookeeper_lays_them_out() {
     for long in [s.czxid.0 as i64, s.mzxid.0 as i64, s.ctime, s.mtime] {
         expected.extend_from_slice(&long.to_be_bytes());
     }
-    for int in [s.version, s.cversion, s.aversion] {
+    // The cversion clients see: 3 creations of children, 2 left, so one
+    // deletion: 4 changes.
+    for int in [s.version, 4, s.aversion] {
         expected.extend_from_slice(&int.to_be_bytes());
     }
     expected.extend_from_slice(&(s.ephemeral_owner as i64).to_be_bytes());
@@ -442,7 +444,15 @@ fn replies_are_laid_out_as_zookeeper_lays_them_out() {
     expected.extend_from_slice(&(s.pzxid.0 as i64).to_be_bytes());
     assert_eq!(w.bytes, expected);
     let mut r = Reader::new(&w.bytes[16 + 4 + 5..], BOUNDS);
-    assert_eq!(read_stat(&mut r), Ok(stat()));
+    assert_eq!(read_stat(&mut r), Ok(Stat { cversion: 4, ..stat() }));
+    // A container's and a TTL node's owner markers read as 0, as
+    // ZooKeeper shows them.
+    for marker in [i64::MIN as u64, 0xff00_0000_0000_1000] {
+        let mut w = Writer::default();
+        w.stat(&Stat { ephemeral_owner: marker, ..stat() });
+        let mut r = Reader::new(&w.bytes, BOUNDS);
+        assert_eq!(read_stat(&mut r).map(|s| s.ephemeral_owner), Ok(0));
+    }
 
     let mut w = Writer::default();
     ZkResponse::Multi(vec![MultiResult::Error(0), MultiResult::Error(-101)]).encode(&mut w);

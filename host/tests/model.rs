@@ -424,8 +424,9 @@ impl Model {
                         | CreateMode::EphemeralSequential
                         | CreateMode::PersistentSequentialWithTtl { .. }
                 );
-                let checked = if sequential { format!("{path}1") } else { path.clone() };
-                if !valid_path(&checked) {
+                // ZooKeeper's order: no '/' at all, then the ACL, the
+                // parent and its ACL, and only then the path's form.
+                if !path.contains('/') {
                     return err(BadArguments);
                 }
                 let acl = fixup(acl, ctx.auth)?;
@@ -435,6 +436,10 @@ impl Model {
                 };
                 if !allowed(&parent.acl, Perms::CREATE, ctx.auth) {
                     return err(NoAuth);
+                }
+                let checked = if sequential { format!("{path}1") } else { path.clone() };
+                if !valid_path(&checked) {
+                    return err(BadArguments);
                 }
                 let fin = if sequential {
                     format!("{path}{:010}", parent.cversion)

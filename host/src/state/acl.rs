@@ -250,6 +250,18 @@ fn ip_matches(range: &str, who: &str) -> bool {
     }
 }
 
+/// The digest identity of `user:password` credentials, as ZooKeeper's
+/// DigestAuthenticationProvider makes it: `user:<base64 of the SHA-1 of
+/// the whole credentials>` (the user is what comes before the first ':',
+/// or all of it).
+pub fn digest_id(credentials: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(credentials);
+    let user = text.split_once(':').map_or(&*text, |(user, _password)| user);
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, credentials);
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(sha1.as_ref()))
+}
+
 /// The scheme of the superuser identity a node gives a session that adds
 /// the configured superuser digest: it passes every ACL check, as
 /// ZooKeeper's `super` does.

@@ -243,16 +243,23 @@ impl Txn<'_> {
                 max: TTL_MS_MAX,
             }));
         }
-        // A sequential path may end in '/': the suffix completes it.
-        if mode.is_sequential() {
-            self.validate_path(&format!("{path}1")).map_err(|e| rename_path(e, path))?;
-        } else {
+        // ZooKeeper's order: a path with no '/' is refused at once; then
+        // the ACL is checked, the parent found and its ACL checked, and
+        // only then the path's form (so a create under a missing parent is
+        // NoNode even when its path is malformed).
+        if !path.contains('/') {
             self.validate_path(path)?;
         }
         let acl = acl::fixup(path, acl, auth, self.limits)?;
         let parent_path = path::parent(path);
         let parent = self.lookup(parent_path)?;
         acl::check(self.tree.acl_of(parent), Perms::CREATE, auth, parent_path)?;
+        // A sequential path may end in '/': the suffix completes it.
+        if mode.is_sequential() {
+            self.validate_path(&format!("{path}1")).map_err(|e| rename_path(e, path))?;
+        } else {
+            self.validate_path(path)?;
+        }
         let parent_stat = self.tree.node(parent).stat;
         let path = if mode.is_sequential() {
             // The suffix can take the path over its length limit.

@@ -17,7 +17,7 @@ mod session;
 pub mod snapshot;
 mod tree;
 
-pub use acl::SUPER_SCHEME;
+pub use acl::{SUPER_SCHEME, digest_id};
 pub use session::{SecretHash, Session};
 
 use crate::limits::{CHILDREN_PER_REPLY_MAX, Limits};

@@ -218,9 +218,16 @@ impl Writer {
         self.long(stat.ctime);
         self.long(stat.mtime);
         self.int(stat.version);
-        self.int(stat.cversion);
+        // ZooKeeper counts a node's creations of children internally (its
+        // sequence numbers) and shows clients twice that less the children
+        // left: every creation and every deletion. Warren's tree counts
+        // creations too.
+        self.int(stat.cversion.wrapping_mul(2).wrapping_sub(stat.num_children as i32));
         self.int(stat.aversion);
-        self.long(stat.ephemeral_owner as i64);
+        // ZooKeeper shows only a real session as a node's owner: its
+        // container and TTL markers read as 0 to clients.
+        let owner = stat.ephemeral_owner as i64;
+        self.long(if owner < 0 { 0 } else { owner });
         self.int(stat.data_length as i32);
         self.int(stat.num_children as i32);
         self.long(stat.pzxid.0 as i64);

@@ -34,13 +34,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 use warren_client::wire::{Answer, Failure, Hello, Read, Refusal, Request, ServerFrame, WatchSet};
 use warren_client::{
-    ApiError, CreateMode, ErrorCode, EventType, Id, Op, OpResult, SessionId, SessionSecret,
-    WatchKind, Zxid,
+    ApiError, BadArgument, CreateMode, ErrorCode, EventType, Id, Op, OpResult, SessionId,
+    SessionSecret, WatchKind, Zxid,
 };
 
 /// ZooKeeper's error codes that Warren's own map onto.
 mod code {
     pub const SYSTEM_ERROR: i32 = -1;
+    pub const MARSHALLING_ERROR: i32 = -5;
     pub const UNIMPLEMENTED: i32 = -6;
     pub const BAD_ARGUMENTS: i32 = -8;
     pub const NO_NODE: i32 = -101;
@@ -407,6 +408,7 @@ where
         out: Vec::new(),
         front: front.clone(),
         info: info.clone(),
+        closing: false,
     };
     let mut writer = tokio::spawn(writer.run(rx, write, overflowed));
     let mut reader = Requests { conn: id, next: 1, core: core.clone(), expects: expect_tx };
@@ -461,8 +463,9 @@ enum Shape {
     Create(CreateOp),
     /// No body: delete, removeWatches, checkWatches, check.
     Empty,
-    /// exists, setData, setACL.
+    /// setData, setACL.
     Stat,
+    Exists,
     Data,
     Children {
         two: bool,
@@ -484,6 +487,19 @@ enum Shape {
     Count,
     WhoAmI,
     CloseSession,
+    /// A part of a request that another part answers (setWatches'
+    /// persistent watches): no reply.
+    Quiet,
+}
+
+impl Shape {
+    /// Whether the request was a read of a path.
+    fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Shape::Exists | Shape::Data | Shape::Children { .. } | Shape::Acl | Shape::Count
+        )
+    }
 }
 
 /// The reader's side: requests in, expectations to the writer.
@@ -553,7 +569,27 @@ impl Requests {
                 }
                 true
             }
-            request => match translate(zk_xid, request) {
+            ZkRequest::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => {
+                // ZooKeeper re-adds persistent and recursive watches without
+                // telling what they missed (Warren's own clients get that
+                // replayed): each is added on its own first, then the
+                // one-shot watches are set, firing as ZooKeeper's do.
+                let lasting =
+                    persistent.into_iter().map(|path| (path, WatchKind::Persistent)).chain(
+                        recursive.into_iter().map(|path| (path, WatchKind::PersistentRecursive)),
+                    );
+                for (path, kind) in lasting {
+                    if !self.send(zk_xid, Request::AddWatch { path, kind }, Shape::Quiet).await {
+                        return false;
+                    }
+                }
+                let request = Request::SetWatches {
+                    last_zxid: Zxid(relative_zxid.max(0) as u64),
+                    watches: WatchSet { data, exist, child, ..WatchSet::default() },
+                };
+                self.send(zk_xid, request, Shape::SetWatches).await
+            }
+            request => match translate(request, false) {
                 Ok((request, shape)) => self.send(zk_xid, request, shape).await,
                 Err((err, body)) => {
                     self.expects.send(Expect::Local { zk_xid, err, body }).await.is_ok()
@@ -587,8 +623,7 @@ fn version(v: i32) -> Option<i32> {
 }
 
 /// A single request as the session layer's, or a reply made here.
-fn translate(zk_xid: i32, request: ZkRequest) -> Result<(Request, Shape), (i32, ZkResponse)> {
-    let _ = zk_xid;
+fn translate(request: ZkRequest, in_multi: bool) -> Result<(Request, Shape), (i32, ZkResponse)> {
     Ok(match request {
         ZkRequest::Create { op, path, data, acl, flags, ttl_ms } => {
             let mode =
@@ -601,7 +636,7 @@ fn translate(zk_xid: i32, request: ZkRequest) -> Result<(Request, Shape), (i32, 
         ZkRequest::DeleteContainer { path } => {
             (Request::Write(Op::DeleteContainer { path }), Shape::Empty)
         }
-        ZkRequest::Exists { path, watch } => (read(Read::Exists { path, watch }), Shape::Stat),
+        ZkRequest::Exists { path, watch } => (read(Read::Exists { path, watch }), Shape::Exists),
         ZkRequest::GetData { path, watch } => (read(Read::GetData { path, watch }), Shape::Data),
         ZkRequest::SetData { path, data, version: v } => {
             (Request::Write(Op::SetData { path, data, version: version(v) }), Shape::Stat)
@@ -614,14 +649,16 @@ fn translate(zk_xid: i32, request: ZkRequest) -> Result<(Request, Shape), (i32, 
             (read(Read::GetChildren { path, watch, after: None }), Shape::Children { two })
         }
         ZkRequest::Sync { path } => (Request::Sync { path: path.clone() }, Shape::Sync(path)),
-        ZkRequest::Check { path, version: v } => {
+        ZkRequest::Check { path, version: v } if in_multi => {
             (Request::Write(Op::Check { path, version: version(v) }), Shape::Empty)
         }
+        // ZooKeeper 3.9 takes check only inside a multi.
+        ZkRequest::Check { .. } => return Err((code::UNIMPLEMENTED, ZkResponse::Empty)),
         ZkRequest::Multi { ops, .. } => {
             let mut writes = Vec::with_capacity(ops.len());
             let mut kinds = Vec::with_capacity(ops.len());
             for op in ops {
-                let (request, shape) = translate(zk_xid, op)?;
+                let (request, shape) = translate(op, true)?;
                 let Request::Write(write) = request else {
                     return Err((code::BAD_ARGUMENTS, ZkResponse::Empty));
                 };
@@ -647,13 +684,6 @@ fn translate(zk_xid: i32, request: ZkRequest) -> Result<(Request, Shape), (i32, 
             (Request::RemoveWatch { path, kind }, Shape::Empty)
         }
         ZkRequest::Auth { scheme, auth, .. } => (Request::AddAuth { scheme, auth }, Shape::Auth),
-        ZkRequest::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => (
-            Request::SetWatches {
-                last_zxid: Zxid(relative_zxid.max(0) as u64),
-                watches: WatchSet { data, exist, child, persistent, recursive },
-            },
-            Shape::SetWatches,
-        ),
         ZkRequest::Sasl { .. } => {
             // No SASL: the client should use digest or a certificate.
             return Err((code::AUTH_FAILED, ZkResponse::Empty));
@@ -668,12 +698,13 @@ fn translate(zk_xid: i32, request: ZkRequest) -> Result<(Request, Shape), (i32, 
             let kind = match mode {
                 0 => WatchKind::Persistent,
                 1 => WatchKind::PersistentRecursive,
-                _ => return Err((code::BAD_ARGUMENTS, ZkResponse::Empty)),
+                // ZooKeeper fails to read the mode: MarshallingError.
+                _ => return Err((code::MARSHALLING_ERROR, ZkResponse::Empty)),
             };
             (Request::AddWatch { path, kind }, Shape::AddWatch)
         }
         ZkRequest::WhoAmI => (Request::WhoAmI, Shape::WhoAmI),
-        ZkRequest::Ping | ZkRequest::CloseSession => {
+        ZkRequest::Ping | ZkRequest::CloseSession | ZkRequest::SetWatches { .. } => {
             return Err((code::BAD_ARGUMENTS, ZkResponse::Empty));
         }
     })
@@ -684,7 +715,9 @@ fn translate(zk_xid: i32, request: ZkRequest) -> Result<(Request, Shape), (i32, 
 fn create_mode(op: CreateOp, flags: i32, ttl_ms: i64) -> Option<CreateMode> {
     let ttl = || u64::try_from(ttl_ms).ok();
     Some(match (op, flags) {
-        (CreateOp::Container, 4) => CreateMode::Container,
+        // The opcode makes a container, whatever the flags say (as
+        // ZooKeeper's does), but Warren has no sequential containers.
+        (CreateOp::Container, 0 | 1 | 4) => CreateMode::Container,
         (CreateOp::Container, _) => return None,
         (CreateOp::Ttl, 5) => CreateMode::PersistentWithTtl { ttl_ms: ttl()? },
         (CreateOp::Ttl, 6) => CreateMode::PersistentSequentialWithTtl { ttl_ms: ttl()? },
@@ -693,7 +726,10 @@ fn create_mode(op: CreateOp, flags: i32, ttl_ms: i64) -> Option<CreateMode> {
         (_, 1) => CreateMode::Ephemeral,
         (_, 2) => CreateMode::PersistentSequential,
         (_, 3) => CreateMode::EphemeralSequential,
-        // Containers and TTL nodes come only through their own opcodes.
+        // The container flag through create or create2: ZooKeeper makes a
+        // persistent node.
+        (_, 4) => CreateMode::Persistent,
+        // TTL nodes come only through their own opcode.
         _ => return None,
     })
 }
@@ -737,6 +773,8 @@ struct Translator {
     out: Vec<MultiResult>,
     front: Arc<Front>,
     info: Arc<ConnInfo>,
+    /// A reply that ends the connection was sent.
+    closing: bool,
 }
 
 /// What a connection's writer does after a frame.
@@ -770,7 +808,7 @@ impl Translator {
                     if !bytes.is_empty() && write.write_all(&bytes).await.is_err() {
                         break;
                     }
-                    if matches!(next, Next::End) {
+                    if matches!(next, Next::End) || self.closing {
                         break;
                     }
                 }
@@ -781,6 +819,9 @@ impl Translator {
                     self.locals(&mut bytes);
                     self.front.count(&self.info, 0, frames_in(&bytes));
                     if !bytes.is_empty() && write.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                    if self.closing {
                         break;
                     }
                 }
@@ -798,6 +839,12 @@ impl Translator {
                 return;
             };
             reply(bytes, ReplyHeader { xid: zk_xid, zxid: self.zxid.0 as i64, err }, &body);
+            if err == code::UNIMPLEMENTED {
+                // ZooKeeper closes the connection after an opcode it does
+                // not serve.
+                self.closing = true;
+                return;
+            }
         }
     }
 
@@ -889,6 +936,12 @@ impl Translator {
     ) -> Next {
         let zxid = self.zxid.0 as i64;
         let header = |err: i32| ReplyHeader { xid: zk_xid, zxid, err };
+        if let Shape::Quiet = shape {
+            if let Err(e) = result {
+                tracing::debug!("ZooKeeper connection: a watch was not re-added: {e}");
+            }
+            return Next::Go;
+        }
         // A write's failure is an answer of its own; here it is one error.
         let result = match result {
             Ok(Answer::Write(Err(e))) => Err(Failure::Api(e)),
@@ -924,6 +977,12 @@ impl Translator {
                     let header = ReplyHeader { xid: xid::AUTH, zxid, err: code::AUTH_FAILED };
                     frame_into(bytes, |w| header.encode(w));
                     return Next::End;
+                } else if shape.is_read()
+                    && matches!(e, ApiError::BadArguments(BadArgument::InvalidPath { .. }))
+                {
+                    // ZooKeeper's reads look a path up without checking its
+                    // form: a malformed one is simply not there.
+                    (code::NO_NODE, ZkResponse::Empty)
                 } else {
                     (error_code(&e), ZkResponse::Empty)
                 }
@@ -961,7 +1020,7 @@ fn body(
             (Shape::Empty, Answer::Write(Ok(_)) | Answer::Unwatched | Answer::Watching) => {
                 ZkResponse::Empty
             }
-            (Shape::Stat, Answer::Exists(Some(stat))) => ZkResponse::Stat(stat),
+            (Shape::Exists, Answer::Exists(Some(stat))) => ZkResponse::Stat(stat),
             (
                 Shape::Stat,
                 Answer::Write(Ok(OpResult::SetData { stat } | OpResult::SetAcl { stat })),
@@ -1000,7 +1059,7 @@ fn body(
             }
             (Shape::WhoAmI, Answer::Identities(ids)) => ZkResponse::WhoAmI(who_am_i(&ids)),
             // exists on a missing node: NoNode, with no body.
-            (Shape::Stat, Answer::Exists(None)) => {
+            (Shape::Exists, Answer::Exists(None)) => {
                 return Some(Some((code::NO_NODE, ZkResponse::Empty)));
             }
             _ => return None,

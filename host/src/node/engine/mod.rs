@@ -570,9 +570,17 @@ impl Engine {
             _ => None,
         };
         let expiry = matches!(entry.command, Command::ExpireSessions { .. });
+        // A session closing is still connected when its ephemerals go: it
+        // hears of them before its close is answered, as ZooKeeper's does.
+        let closing = match &entry.command {
+            Command::CloseSession { session } => {
+                self.sm.session(*session).map(|s| (*session, s.auth.clone()))
+            }
+            _ => None,
+        };
         let applied = self.sm.apply(entry);
         if !(expiry && self.bugs.expiry_hides_deletes) {
-            self.fire(applied.triggers);
+            self.fire(applied.triggers, closing);
         }
         if expiry {
             // Sessions expired here are told so before anything else: a

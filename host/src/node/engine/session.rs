@@ -17,6 +17,7 @@ use crate::limits::{RECENT_TRIGGERS_MAX, SESSION_REQUESTS_MAX};
 use crate::state::SecretHash;
 use crate::{Command, Rearm, Response, StateMachine, Trigger};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use warren_client::wire::{
     Answer, Failure, Goodbye, Hello, Read, Refusal, Request, ServerFrame, ServerStatus, WatchSet,
     Welcome,
@@ -425,10 +426,16 @@ impl Engine {
 
     /// Fires the watches of an applied entry's triggers and keeps the
     /// triggers to replay for clients that move here.
-    pub(super) fn fire(&mut self, triggers: Vec<Trigger>) {
+    /// `closing` is a session the entry closed, with its identities: its
+    /// watches still fire for the entry's own changes.
+    pub(super) fn fire(&mut self, triggers: Vec<Trigger>, closing: Option<(SessionId, Arc<[Id]>)>) {
         let sm = &self.sm;
+        let auth = |s: SessionId| match sm.session(s) {
+            Some(x) => Some(&*x.auth),
+            None => closing.as_ref().filter(|(c, _)| *c == s).map(|(_, auth)| &**auth),
+        };
         for trigger in &triggers {
-            let fired = self.watches.fire(trigger, |s| sm.session(s).map(|x| &*x.auth));
+            let fired = self.watches.fire(trigger, auth);
             for (session, event) in fired {
                 if let Some(local) = self.sessions.locals.get(&session) {
                     self.counters.events += 1;
@@ -764,21 +771,20 @@ pub struct Report {
 /// the `super` identity, which passes every ACL check. Other schemes are
 /// refused.
 fn auth_identity(scheme: &str, auth: &[u8], superuser: Option<&str>) -> Result<Id, Failure> {
-    use base64::Engine as _;
     let failed = |why: &str| {
         Failure::Api(ApiError::AuthFailed { scheme: scheme.to_string(), why: why.to_string() })
     };
     if scheme != "digest" {
         return Err(failed("only the digest scheme can be added to a session"));
     }
-    let text = std::str::from_utf8(auth).map_err(|_| failed("the credentials are not UTF-8"))?;
-    let Some((user, _password)) = text.split_once(':') else {
-        return Err(failed("digest credentials take the form user:password"));
-    };
-    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, auth);
-    let hash = base64::engine::general_purpose::STANDARD.encode(sha1.as_ref());
-    let digest = format!("{user}:{hash}");
+    if std::str::from_utf8(auth).is_err() {
+        return Err(failed("the credentials are not UTF-8"));
+    }
+    // ZooKeeper takes any text: the user is what comes before the first
+    // ':', or all of it.
+    let digest = crate::state::digest_id(auth);
     if superuser == Some(digest.as_str()) {
+        let user = digest.split_once(':').map_or("", |(user, _)| user);
         return Ok(Id::new(crate::state::SUPER_SCHEME, user));
     }
     Ok(Id::digest(digest))

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod zk;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Child;

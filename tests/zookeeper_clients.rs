@@ -1,0 +1,303 @@
+//! End-to-end tests of ZooKeeper clients against a 3-node Warren cluster:
+//! what ZooKeeper 3.9 answers where the cross-check's 3.8 cannot be the
+//! reference, bad input on the ZooKeeper port, zkCli.sh, the Rust
+//! `zookeeper-client` crate, and kazoo's recipes while the leader is
+//! killed.
+
+mod common;
+
+use common::Cluster;
+use common::zk::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use warren::zookeeper::records::op;
+
+/// Waits until node `id`'s ZooKeeper port opens sessions.
+fn ready(cluster: &Cluster, id: u64) -> SocketAddr {
+    let addr = cluster.files.zookeeper[&id];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut s = Script::new(addr);
+        s.open("probe", 10_000);
+        if s.conns.contains_key("probe") {
+            s.call("probe", op::CLOSE_SESSION, |_| {});
+            return addr;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("node {id} opened no ZooKeeper session within 30 s");
+}
+
+fn transcript(addr: SocketAddr, case: fn(&mut Script)) -> Vec<String> {
+    let mut s = Script::new(addr);
+    case(&mut s);
+    s.lines
+}
+
+fn assert_lines(got: &[String], want: &[&str]) {
+    let got: Vec<&str> = got.iter().map(String::as_str).collect();
+    if got != want {
+        panic!("got:\n  {}\nwanted:\n  {}", got.join("\n  "), want.join("\n  "));
+    }
+}
+
+/// What ZooKeeper 3.9 answers (from its sources: MultiOperationRecord,
+/// PrepRequestProcessor's deleteContainer, Request.isValid, WatcherType):
+/// a create2 in a multi gets the Stat, deleteContainer deletes a
+/// childless non-ephemeral node (BadVersion for an ephemeral one),
+/// persistent watches are removed by their own types, a check outside a
+/// multi is Unimplemented and closes the connection.
+fn three_nine(s: &mut Script) {
+    s.open("a", 10_000);
+    s.call("a", op::CREATE, create("/n", "", 0));
+    s.call(
+        "a",
+        op::MULTI,
+        multi(vec![
+            part(op::CREATE2, create("/n/a", "1", 0)),
+            part(op::CREATE, create("/n/b", "2", 0)),
+        ]),
+    );
+    s.call("a", op::CREATE_CONTAINER, create("/n/box", "", 4));
+    s.call("a", op::CREATE, create("/n/box/item", "", 0));
+    s.call("a", op::CREATE, create("/n/eph", "", 1));
+    s.call("a", op::DELETE_CONTAINER, path("/n/box"));
+    s.call("a", op::DELETE_CONTAINER, path("/n/eph"));
+    s.call("a", op::DELETE_CONTAINER, path("/n/none"));
+    s.call("a", op::DELETE_CONTAINER, path("/n/box/item"));
+    s.call("a", op::DELETE_CONTAINER, path("/n/box"));
+    s.call("a", op::ADD_WATCH, path_int("/n", 0));
+    s.call("a", op::ADD_WATCH, path_int("/n", 1));
+    s.call("a", op::CHECK_WATCHES, path_int("/n", 4));
+    s.call("a", op::REMOVE_WATCHES, path_int("/n", 4));
+    s.call("a", op::REMOVE_WATCHES, path_int("/n", 4));
+    s.call("a", op::CHECK_WATCHES, path_int("/n", 5));
+    s.call("a", op::REMOVE_WATCHES, path_int("/n", 5));
+    s.call("a", op::REMOVE_WATCHES, path_int("/n", 5));
+    s.call("a", op::CHECK, path_version("/n", -1));
+    s.quiet("a");
+}
+
+#[test]
+fn answers_what_zookeeper_3_9_answers() {
+    // Proves the answers where ZooKeeper 3.9 differs from the 3.8 the
+    // cross-check runs: each line is 3.9's, read off its sources.
+    let cluster = Cluster::start("zk-three-nine", 3);
+    let addr = ready(&cluster, 2);
+    let got = transcript(addr, three_nine);
+    assert_lines(
+        &got,
+        &[
+            "a connected: version 0 timeout 10000 session s1 password 16 bytes read-only false",
+            "a create (xid 1): err 0 | /n",
+            "a multi (xid 2): err 0 | [0] create2 /n/a stat czxid z1 mzxid z1 pzxid z1 version 0 cversion 0 aversion 0 owner 0 length 1 children 0; [0] create /n/b",
+            "a createContainer (xid 3): err 0 | /n/box stat czxid z2 mzxid z2 pzxid z2 version 0 cversion 0 aversion 0 owner 0 length 0 children 0",
+            "a create (xid 4): err 0 | /n/box/item",
+            "a create (xid 5): err 0 | /n/eph",
+            "a deleteContainer (xid 6): err -111",
+            "a deleteContainer (xid 7): err -103",
+            "a deleteContainer (xid 8): err -101",
+            "a deleteContainer (xid 9): err 0",
+            "a deleteContainer (xid 10): err 0",
+            "a addWatch (xid 11): err 0 | 0",
+            "a addWatch (xid 12): err 0 | 0",
+            "a checkWatches (xid 13): err 0",
+            "a removeWatches (xid 14): err 0",
+            "a removeWatches (xid 15): err -121",
+            "a checkWatches (xid 16): err 0",
+            "a removeWatches (xid 17): err 0",
+            "a removeWatches (xid 18): err -121",
+            "a check (xid 19): err -6",
+            "a: closed",
+        ],
+    );
+}
+
+/// A raw connection to a ZooKeeper port.
+fn raw(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    s
+}
+
+/// Reads until the server closes the connection; what it sent first.
+fn until_closed(mut s: TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => got,
+        Err(e) => panic!("the server kept the connection open ({e}); it sent {got:?}"),
+    }
+}
+
+fn connect_request(session: i64, password: &[u8], last_zxid: i64) -> Vec<u8> {
+    let mut w = warren::zookeeper::jute::Writer::default();
+    w.int(0);
+    w.long(last_zxid);
+    w.int(10_000);
+    w.long(session);
+    w.buffer(Some(password));
+    w.bool(false);
+    let mut frame = (w.bytes.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&w.bytes);
+    frame
+}
+
+#[test]
+fn bad_input_closes_the_connection_and_harms_nothing() {
+    // Proves a frame over the limit, a negative length, a truncated
+    // connect request, garbage after the handshake, a client ahead of the
+    // server and a client that sends nothing each end their connection
+    // without an answer, and the node goes on serving.
+    let cluster = Cluster::start("zk-bad-input", 3);
+    let addr = ready(&cluster, 1);
+    let over = (warren::limits::ZOOKEEPER_FRAME_BYTES_MAX as i32 + 1).to_be_bytes();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a frame over the limit", over.to_vec()),
+        ("a negative length", (-5i32).to_be_bytes().to_vec()),
+        ("a truncated connect request", [4i32.to_be_bytes(), 0i32.to_be_bytes()].concat()),
+        ("a client ahead of the server", connect_request(0, &[0; 16], i64::MAX / 2)),
+    ];
+    for (what, bytes) in cases {
+        let mut s = raw(addr);
+        s.write_all(&bytes).expect("send");
+        assert_eq!(until_closed(s), Vec::<u8>::new(), "{what}: the server answered");
+    }
+    // Garbage after a good handshake: the answer, then the end.
+    let mut s = raw(addr);
+    s.write_all(&connect_request(0, &[0; 16], 0)).expect("send");
+    s.write_all(&[0, 0, 0, 3, 1, 2, 3]).expect("send");
+    let got = until_closed(s);
+    let welcome_len = i32::from_be_bytes([got[0], got[1], got[2], got[3]]) as usize;
+    assert_eq!(got.len(), 4 + welcome_len, "garbage got an answer: {got:?}");
+    // Silence: closed after the handshake limit.
+    let started = Instant::now();
+    assert_eq!(until_closed(raw(addr)), Vec::<u8>::new());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(warren::limits::ZOOKEEPER_HANDSHAKE_MS_MAX - 500),
+        "closed after {waited:?}"
+    );
+    // The node still serves.
+    let mut s = Script::new(addr);
+    s.open("after", 10_000);
+    s.call("after", op::EXISTS, path_watch("/", false));
+    assert!(s.lines[1].contains("err 0"), "{:?}", s.lines);
+}
+
+#[test]
+fn an_unknown_session_is_told_it_expired() {
+    // Proves a resume of a session that never existed gets ZooKeeper's
+    // expired answer: timeout 0, session 0, a zero password, then close.
+    let cluster = Cluster::start("zk-unknown-session", 3);
+    let addr = ready(&cluster, 3);
+    let mut s = raw(addr);
+    s.write_all(&connect_request(0x7777, &[1; 16], 0)).expect("send");
+    let got = until_closed(s);
+    let mut r = warren::zookeeper::jute::Reader::new(&got[4..], BOUNDS);
+    assert_eq!(r.int("version").ok(), Some(0));
+    assert_eq!(r.int("timeout").ok(), Some(0));
+    assert_eq!(r.long("session").ok(), Some(0));
+    assert_eq!(r.buffer("password").ok(), Some(vec![0; 16]));
+    assert_eq!(r.bool("read-only").ok(), Some(false));
+    assert_eq!(r.remaining(), 0);
+}
+
+#[test]
+fn connections_per_address_are_capped() {
+    // Proves zookeeper_max_client_cnxns: a third connection from one
+    // address is closed at once while two are open, and taken once one
+    // of them goes.
+    let cluster =
+        Cluster::start_with("zk-cap", 3, |text| format!("zookeeper_max_client_cnxns = 2\n{text}"));
+    let addr = ready(&cluster, 1);
+    let first = raw(addr);
+    let second = raw(addr);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(until_closed(raw(addr)), Vec::<u8>::new());
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = raw(addr);
+    third.write_all(&connect_request(0, &[0; 16], 0)).expect("send");
+    let mut len = [0u8; 4];
+    third.read_exact(&mut len).expect("the third connection is answered");
+    drop(second);
+}
+
+/// Runs zkCli.sh (Debian's) against `connect` with `script` on its
+/// standard input; what it printed (it prints some answers, `Created`
+/// among them, on its standard error).
+fn zkcli(connect: &str, script: &str) -> String {
+    let mut child = std::process::Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .args(["-server", connect])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run zkCli.sh");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write the script");
+    let out = child.wait_with_output().expect("zkCli.sh ends");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+#[test]
+fn zkcli_runs_a_scripted_session() {
+    // Proves zkCli.sh, unchanged, runs a session against the cluster:
+    // creates of every kind, reads, ACLs with digest auth, watches and
+    // their events, multi-level deletes, and its own whoami.
+    if !zookeeper_installed() || !std::path::Path::new("/usr/share/zookeeper/bin/zkCli.sh").exists()
+    {
+        return;
+    }
+    let cluster = Cluster::start("zk-zkcli", 3);
+    ready(&cluster, 1);
+    let connect: Vec<String> = cluster.files.zookeeper.values().map(|a| a.to_string()).collect();
+    let out = zkcli(
+        &connect.join(","),
+        "create /cli hello\n\
+         get /cli\n\
+         set /cli world\n\
+         get -s /cli\n\
+         create -e /cli/eph e\n\
+         create -s /cli/seq- s\n\
+         create -c /cli/box\n\
+         create -t 60000 /cli/ttl t\n\
+         ls /cli\n\
+         addauth digest bob:pw\n\
+         create /cli/private p auth:bob:pw:cdrwa\n\
+         getAcl /cli/private\n\
+         get -w /cli\n\
+         set /cli again\n\
+         addWatch -m PERSISTENT_RECURSIVE /cli\n\
+         getEphemerals\n\
+         delete /cli/eph\n\
+         getAllChildrenNumber /cli\n\
+         whoami\n\
+         deleteall /cli\n\
+         ls /\n\
+         quit\n",
+    );
+    for want in [
+        "Created /cli",
+        "hello",
+        "world\n",
+        "dataVersion = 1",
+        "Created /cli/eph",
+        "Created /cli/seq-0000000001",
+        "Created /cli/box",
+        "Created /cli/ttl",
+        "[box, eph, seq-0000000001, ttl]",
+        "Created /cli/private",
+        "'digest,'bob:ikIaKsbtGweaHnb/jKn7OHqbunM=",
+        "WatchedEvent state:SyncConnected type:NodeDataChanged path:/cli",
+        "WatchedEvent state:SyncConnected type:NodeDeleted path:/cli/eph",
+        "[/cli/eph]",
+        "digest: bob",
+        "WatchedEvent state:SyncConnected type:NodeDeleted path:/cli",
+    ] {
+        assert!(out.contains(want), "zkCli.sh's output lacks {want:?}:\n{out}");
+    }
+    assert!(!out.contains("Exception"), "zkCli.sh failed somewhere:\n{out}");
+}

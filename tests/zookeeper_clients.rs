@@ -301,3 +301,80 @@ fn zkcli_runs_a_scripted_session() {
     }
     assert!(!out.contains("Exception"), "zkCli.sh failed somewhere:\n{out}");
 }
+
+/// Whether python3 with kazoo is here (required where
+/// WARREN_REQUIRE_ZOOKEEPER=1, as in CI, which installs it).
+fn kazoo_installed() -> bool {
+    let here = std::process::Command::new("python3")
+        .args(["-c", "import kazoo"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        here || std::env::var("WARREN_REQUIRE_ZOOKEEPER").as_deref() != Ok("1"),
+        "kazoo is not installed; python3 -m pip install kazoo==2.11.0"
+    );
+    if !here {
+        eprintln!(
+            "SKIPPED: kazoo is not installed; python3 -m pip install kazoo==2.11.0 to run this"
+        );
+    }
+    here
+}
+
+/// The member whose `srvr` says it leads.
+fn zk_leader(cluster: &Cluster) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for (&id, &addr) in &cluster.files.zookeeper {
+            if four_letter(addr, "srvr").is_some_and(|text| text.contains("Mode: leader")) {
+                return id;
+            }
+        }
+        assert!(Instant::now() < deadline, "no member says it leads");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn kazoo_recipes_survive_the_leader_being_killed() {
+    // Proves kazoo's lock, election, counter, barriers and queues work
+    // against the cluster while its leader is killed: sessions survive
+    // with their ephemerals, no lock is held twice, one leader at a time,
+    // a one-shot watch fires once (tests/kazoo_recipes.py checks each).
+    if !kazoo_installed() {
+        return;
+    }
+    use std::io::BufRead;
+    let mut cluster = Cluster::start("zk-kazoo", 3);
+    ready(&cluster, 1);
+    let hosts: Vec<String> = cluster.files.zookeeper.values().map(|a| a.to_string()).collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/kazoo_recipes.py");
+    let mut child = std::process::Command::new("python3")
+        .args([script, &hosts.join(",")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("run python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut out = Vec::new();
+    let mut killed = None;
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        out.push(line.clone());
+        if line == "KILL" {
+            let leader = zk_leader(&cluster);
+            cluster.kill(leader);
+            killed = Some(leader);
+            writeln!(stdin, "killed").expect("tell the script");
+            break;
+        }
+    }
+    out.extend(lines.map_while(Result::ok));
+    let status = child.wait().expect("the script ends");
+    let text = out.join("\n");
+    assert!(killed.is_some(), "the script never asked for the kill:\n{text}");
+    assert!(status.success() && text.contains("\nOK ") && !text.contains("FAIL"), "{text}");
+    eprintln!("killed n{}: {}", killed.unwrap_or(0), out.last().map_or("", String::as_str));
+}

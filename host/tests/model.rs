@@ -424,9 +424,9 @@ impl Model {
                         | CreateMode::EphemeralSequential
                         | CreateMode::PersistentSequentialWithTtl { .. }
                 );
-                // ZooKeeper's order: no '/' at all, then the ACL, the
+                // ZooKeeper's order: no '/' at all or a NUL, then the ACL, the
                 // parent and its ACL, and only then the path's form.
-                if !path.contains('/') {
+                if !path.contains('/') || path.contains('\0') {
                     return err(BadArguments);
                 }
                 let acl = fixup(acl, ctx.auth)?;

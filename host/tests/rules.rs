@@ -107,33 +107,47 @@ fn create_ttl_out_of_range_comes_before_the_path() {
 }
 
 #[test]
-fn create_invalid_path_comes_before_the_acl() {
-    // Proves each invalid path is InvalidPath with ZooKeeper's reason, although
-    // the ACL (empty) is invalid too.
+fn create_checks_the_path_in_zookeepers_order() {
+    // Proves a create refuses a path with no '/' or with a NUL first, then
+    // checks the ACL, then finds the parent, and only then the rest of the
+    // path's form (ZooKeeper's PrepRequestProcessor order): a malformed
+    // path under a missing parent is NoNode, under a present one
+    // InvalidPath with ZooKeeper's reason.
     let mut h = Harness::new();
     let s = h.open(vec![]);
-    let cases: &[(&str, PathError)] = &[
+    // Before the ACL (empty here, so invalid too).
+    for (path, why) in [
         ("", PathError::Empty),
         ("a", PathError::NotAbsolute),
-        ("a/b", PathError::NotAbsolute),
-        ("/a/", PathError::TrailingSlash),
-        ("//a", PathError::EmptySegment { at: 1 }),
-        ("/a//b", PathError::EmptySegment { at: 3 }),
-        ("/a/../b", PathError::RelativeSegment { at: 3 }),
-        ("/.", PathError::RelativeSegment { at: 1 }),
         ("/a\0", PathError::BadCharacter { at: 2 }),
-        ("/\u{1}", PathError::BadCharacter { at: 1 }),
-        ("/x\u{9f}", PathError::BadCharacter { at: 2 }),
+    ] {
+        h.fails(s, create_acl(path, vec![]), invalid_path(path, why));
+    }
+    // The ACL before the rest of the path.
+    h.fails(s, create_acl("/a/", vec![]), invalid_acl("/a/", AclError::Empty));
+    h.created(s, create("/a", b""));
+    let cases: &[(&str, PathError)] = &[
+        ("/a/", PathError::TrailingSlash),
+        ("/a/.", PathError::RelativeSegment { at: 3 }),
+        ("/a/..", PathError::RelativeSegment { at: 3 }),
+        ("/a/\u{1}", PathError::BadCharacter { at: 3 }),
+        ("/a/x\u{9f}", PathError::BadCharacter { at: 4 }),
     ];
     for (path, why) in cases {
-        h.fails(s, create_acl(path, vec![]), invalid_path(path, why.clone()));
+        h.fails(s, create(path, b""), invalid_path(path, why.clone()));
     }
+    // Malformed under a parent that is not there: NoNode, naming it.
+    for (path, parent) in [("/b//c", "/b/"), ("/a/../b", "/a/.."), ("a/b", "a")] {
+        h.fails(s, create(path, b""), ApiError::NoNode { path: parent.into() });
+    }
+    // "//a": its parent is "/" (present), so its form decides.
+    h.fails(s, create("//a", b""), invalid_path("//a", PathError::EmptySegment { at: 1 }));
 }
 
 #[test]
 fn sequential_create_validates_path_plus_one() {
     // Proves a sequential create validates path+"1": "/a/" is valid and yields
-    // "/a/0000000000", while "/a//" and "a" are refused naming the given path.
+    // "/a/0000000000", while "a" is refused naming the given path.
     let mut h = Harness::new();
     let s = h.open(vec![]);
     h.created(s, create("/a", b""));
@@ -145,10 +159,12 @@ fn sequential_create_validates_path_plus_one() {
         h.created(s, create_mode("/a/", b"", CreateMode::EphemeralSequential)),
         "/a/0000000001"
     );
+    // "/a//": its parent "/a/" is not a node, so NoNode (ZooKeeper looks
+    // the parent up before checking the path's form).
     h.fails(
         s,
         create_mode("/a//", b"", CreateMode::PersistentSequential),
-        invalid_path("/a//", PathError::EmptySegment { at: 3 }),
+        ApiError::NoNode { path: "/a/".into() },
     );
     h.fails(
         s,
@@ -169,12 +185,20 @@ fn create_invalid_acl_comes_before_the_parent_lookup() {
     let cases: Vec<(Vec<Acl>, AclError)> = vec![
         (vec![], AclError::Empty),
         (
-            vec![acl(all, Id::new("ip", "10.0.0.1"))],
-            AclError::UnknownScheme { scheme: "ip".into() },
+            vec![acl(all, Id::new("ldap", "10.0.0.1"))],
+            AclError::UnknownScheme { scheme: "ldap".into() },
         ),
         (
-            vec![Acl::open()[0].clone(), acl(all, Id::new("ip", "10.0.0.1"))],
-            AclError::UnknownScheme { scheme: "ip".into() },
+            vec![Acl::open()[0].clone(), acl(all, Id::new("ldap", "10.0.0.1"))],
+            AclError::UnknownScheme { scheme: "ldap".into() },
+        ),
+        (
+            vec![acl(all, Id::new("ip", "10.0.0.256"))],
+            AclError::BadId { scheme: "ip".into(), id: "10.0.0.256".into() },
+        ),
+        (
+            vec![acl(all, Id::new("ip", "10.0.0.0/33"))],
+            AclError::BadId { scheme: "ip".into(), id: "10.0.0.0/33".into() },
         ),
         (
             vec![acl(all, Id::new("world", "someone"))],
@@ -203,6 +227,7 @@ fn create_invalid_acl_comes_before_the_parent_lookup() {
     for (i, list) in [
         vec![acl(all, Id::digest("user:hash"))],
         vec![acl(Perms::READ, x509("CN=a"))],
+        vec![acl(Perms::READ, Id::new("ip", "10.0.0.0/8"))],
         Acl::read_only(),
     ]
     .into_iter()

@@ -243,11 +243,12 @@ impl Txn<'_> {
                 max: TTL_MS_MAX,
             }));
         }
-        // ZooKeeper's order: a path with no '/' is refused at once; then
+        // ZooKeeper's order: a path with no '/' or with a NUL is refused at
+        // once; then
         // the ACL is checked, the parent found and its ACL checked, and
         // only then the path's form (so a create under a missing parent is
         // NoNode even when its path is malformed).
-        if !path.contains('/') {
+        if !path.contains('/') || path.contains('\0') {
             self.validate_path(path)?;
         }
         let acl = acl::fixup(path, acl, auth, self.limits)?;

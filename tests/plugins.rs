@@ -281,3 +281,45 @@ async fn a_new_version_takes_over_at_one_zxid_on_every_member() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_refuses_a_zookeeper_clients_write_with_bad_arguments() {
+    // Proves a validator bound to /config holds for writes from ZooKeeper
+    // clients too: an invalid create or setData through the ZooKeeper
+    // port fails with BadArguments (-8), a valid one succeeds, and the
+    // reason is in the node's log at info.
+    use common::zk::{Script, create, set_data};
+    use warren::zookeeper::records::op;
+    let mut cluster = Cluster::start("plugin-zookeeper", 3);
+    cluster.kill(1);
+    cluster.restart_with(1, &[("WARREN_LOG", "warn,warren::zookeeper=info")]);
+    let admin = cluster.client().await;
+    install(&admin, "schema", "json-schema", InstallOptions::default()).await;
+    cluster.converged(&[1, 2, 3]).await;
+    let admin = cluster.client_of(cluster.leader(&admin).await).await;
+    admin.bind_plugin("schema", "/config", SCHEMA.as_bytes()).await.expect("bind");
+    create_when_taken(&admin, "/config", br#"{"port": 1}"#).await.expect("create");
+    cluster.converged(&[1, 2, 3]).await;
+    let addr = cluster.files.zookeeper[&1];
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut s = Script::new(addr);
+        s.open("zk", 10_000);
+        s.call("zk", op::CREATE, create("/config/bad", r#"{"port": "x"}"#, 0));
+        s.call("zk", op::CREATE, create("/config/good", r#"{"port": 2}"#, 0));
+        s.call("zk", op::SET_DATA, set_data("/config", r#"{"port": []}"#, -1));
+        s.call("zk", op::SET_DATA, set_data("/config", r#"{"port": 3}"#, -1));
+        s.lines
+    })
+    .await
+    .expect("the ZooKeeper client");
+    let errs: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(": ").nth(1).unwrap_or(l).split(" |").next().unwrap_or(l))
+        .collect();
+    assert_eq!(errs, ["err -8", "err 0", "err -8", "err 0"], "{lines:?}");
+    let log = cluster.log(1);
+    assert!(
+        log.contains("a ZooKeeper client's write was refused") && log.contains("port"),
+        "the reason is not in n1's log:\n{log}"
+    );
+}

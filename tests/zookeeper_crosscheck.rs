@@ -324,9 +324,33 @@ fn refusals(s: &mut Script) {
     s.call("a", op::CLOSE_SESSION, |_| {});
 }
 
+/// The root and the `/zookeeper` subtree, after the other cases made
+/// the same nodes at the root on both servers.
+fn root(s: &mut Script) {
+    s.open("a", 10_000);
+    s.call("a", op::GET_CHILDREN, path_watch("/", false));
+    s.call("a", op::GET_CHILDREN2, path_watch("/", false));
+    s.call("a", op::EXISTS, path_watch("/", false));
+    s.call("a", op::GET_ALL_CHILDREN_NUMBER, path("/"));
+    s.call("a", op::GET_CHILDREN, path_watch("/zookeeper", false));
+    s.call("a", op::GET_DATA, path_watch("/zookeeper", false));
+    s.call("a", op::GET_DATA, path_watch("/zookeeper/quota", false));
+    s.call("a", op::GET_ACL, path("/zookeeper"));
+    let config = "/zookeeper/config lists Warren's members in ZooKeeper's format; a standalone ZooKeeper's is empty";
+    s.differs(config);
+    s.call("a", op::GET_ACL, path("/zookeeper/config"));
+    s.differs(config);
+
+    s.call("a", op::GET_DATA, path_watch("/zookeeper/config", false));
+    s.call("a", op::EXISTS, path_watch("/zookeeper/none", false));
+    s.call("a", op::GET_ALL_CHILDREN_NUMBER, path("/zookeeper"));
+    s.call("a", op::CREATE, create("/zookeeper", "", 0));
+    s.call("a", op::CLOSE_SESSION, |_| {});
+}
+
 type Case = (&'static str, fn(&mut Script));
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 8] = [
     ("basics", basics),
     ("node_kinds", node_kinds),
     ("multis", multis),
@@ -334,6 +358,7 @@ const CASES: [Case; 7] = [
     ("watches", watches),
     ("sessions", sessions),
     ("refusals", refusals),
+    ("root", root),
 ];
 
 #[test]

@@ -84,6 +84,9 @@ async fn the_rust_zookeeper_client_works_across_a_leader_change() {
     writer.add_set_data("/rc", b"v2", Some(1)).expect("a set");
     writer.add_check_version("/rc/a", 0).expect("a check");
     assert_eq!(writer.commit().await.expect("multi").len(), 3);
+    let (config, _) = client.get_config().await.expect("/zookeeper/config");
+    let config = String::from_utf8_lossy(&config).into_owned();
+    assert!(config.contains("server.1=") && config.ends_with("version=0"), "{config}");
     let mut children = client.list_children("/rc").await.expect("children");
     children.sort();
     assert_eq!(children, ["a", "eph"]);

@@ -16,7 +16,8 @@
 # Steps:
 #   1. cargo build --release -p warren --features compare
 #   2. host/bench/peers.sh: install (if missing), stop, wipe, start zookeeper and etcd
-#   3. `warren dev --dir WARREN_DIR` with the release binary, in the background
+#   3. `warren dev --dir WARREN_DIR --zookeeper-port WARREN_ZK_PORT` with the
+#      release binary, in the background
 #      (WARREN_DIR is deleted first: every system starts empty), until a leader
 #   4. warren bench compare --dev-dir WARREN_DIR --peers-dir PEERS_DIR
 #        --zookeeper $(peers.sh endpoints zookeeper) --etcd $(peers.sh endpoints etcd) ARGS
@@ -39,6 +40,9 @@
 #                              certificates (warren certs init) and n1-n3.toml and
 #                              client.toml on PORT..PORT+2 itself, and warren dev, which
 #                              keeps the files it finds, runs the cluster from them
+#   WARREN_ZK_PORT             Warren's first ZooKeeper port (TCP; default 12181, as
+#                              peers.sh's ZooKeeper takes 2181-2183): warren-zk, Warren
+#                              driven through its ZooKeeper port by ZooKeeper's client
 #   WARREN_DIR                 the warren dev directory (default /tmp/warren-compare)
 #   PEERS_DIR                  peers.sh's data directory (default /tmp/warren-peers)
 #   CARGO_TARGET_DIR           cargo's target directory (default target)
@@ -58,6 +62,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PEERS="$ROOT/host/bench/peers.sh"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/target/bench-compare}"
 WARREN_DIR="${WARREN_DIR:-/tmp/warren-compare}"
+WARREN_ZK_PORT="${WARREN_ZK_PORT:-12181}"
 export PEERS_DIR="${PEERS_DIR:-/tmp/warren-peers}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 WARREN="$TARGET_DIR/release/warren"
@@ -141,6 +146,7 @@ if ((WARREN_PORT != 7001)); then
             echo "id = $i"
             echo "listen = \"127.0.0.1:$((WARREN_PORT + i - 1))\""
             echo "data_dir = \"data/n$i\""
+            echo "zookeeper_listen = \"127.0.0.1:$((WARREN_ZK_PORT + i - 1))\""
             echo
             echo "[peers]"
             for j in 1 2 3; do
@@ -162,7 +168,7 @@ if ((WARREN_PORT != 7001)); then
         echo "key = \"certs/admin.key\""
     } >"$WARREN_DIR/client.toml"
 fi
-"$WARREN" dev --dir "$WARREN_DIR" >"$OUT/warren-dev.log" 2>&1 &
+"$WARREN" dev --dir "$WARREN_DIR" --zookeeper-port "$WARREN_ZK_PORT" >"$OUT/warren-dev.log" 2>&1 &
 DEV_PID=$!
 log "warren dev (pid $DEV_PID) in $WARREN_DIR; waiting for a leader"
 deadline=$((SECONDS + START_TIMEOUT))

@@ -968,7 +968,9 @@ impl BenchArgs {
 struct CompareArgs {
     /// The systems, in the table's order; the ratios compare the first
     /// with each other one.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SystemArg::Warren, SystemArg::Zookeeper, SystemArg::Etcd])]
+    /// warren-zk is Warren over its ZooKeeper port, driven by the same
+    /// ZooKeeper client as zookeeper.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SystemArg::Warren, SystemArg::WarrenZk, SystemArg::Zookeeper, SystemArg::Etcd])]
     systems: Vec<SystemArg>,
     /// The workloads, a row each: create, set, get-local, get-linearizable
     /// and mixed (90 % local gets, 10 % sets) with --clients clients,
@@ -1023,6 +1025,10 @@ struct CompareArgs {
     /// files in --peers-dir).
     #[arg(long, value_name = "PIDS", value_delimiter = ',')]
     etcd_pids: Option<Vec<u32>>,
+    /// warren-zk: Warren's ZooKeeper endpoints (default: the
+    /// zookeeper_listen of each node in --dev-dir).
+    #[arg(long, value_name = "HOST:PORT,..", value_delimiter = ',')]
+    warren_zookeeper: Option<Vec<String>>,
     /// Also write every report, as --json prints it, to FILE (created
     /// before the first run, so a bad path fails at once).
     #[arg(long, value_name = "FILE")]
@@ -1032,6 +1038,7 @@ struct CompareArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SystemArg {
     Warren,
+    WarrenZk,
     Zookeeper,
     Etcd,
 }
@@ -1040,6 +1047,7 @@ impl SystemArg {
     fn name(self) -> &'static str {
         match self {
             SystemArg::Warren => "warren",
+            SystemArg::WarrenZk => "warren-zk",
             SystemArg::Zookeeper => "zookeeper",
             SystemArg::Etcd => "etcd",
         }
@@ -1287,6 +1295,7 @@ struct Contender {
 /// with the `compare` feature.
 enum Target {
     Warren(RoundRobin<bench::warren::Warren>),
+    /// ZooKeeper, or Warren over its ZooKeeper port: the same driver.
     #[cfg(feature = "compare")]
     ZooKeeper(RoundRobin<bench::zookeeper::ZooKeeper>),
     #[cfg(feature = "compare")]
@@ -1374,6 +1383,28 @@ impl CompareArgs {
                     Contender { target: Target::Warren(target), pids, info: info(system, about) }
                 }
                 #[cfg(feature = "compare")]
+                SystemArg::WarrenZk => {
+                    let endpoints = match (&self.warren_zookeeper, &self.dev_dir) {
+                        (Some(endpoints), _) => endpoints.clone(),
+                        (None, Some(dir)) => dev_zookeeper_endpoints(dir)?,
+                        (None, None) => {
+                            return Err("warren-zk needs --warren-zookeeper or --dev-dir".into());
+                        }
+                    };
+                    let pids = match (&self.warren_pids, &self.dev_dir) {
+                        (Some(pids), _) => Some(running(pids, "--warren-pids")?),
+                        (None, Some(dir)) => Some(bench::cpu::dev_pids(dir)?),
+                        (None, None) => None,
+                    };
+                    let members = endpoints.iter().map(|e| {
+                        bench::zookeeper::ZooKeeper::named("warren-zk", std::slice::from_ref(e))
+                    });
+                    let target = RoundRobin::new(members.collect())
+                        .ok_or("--warren-zookeeper lists no endpoint")?;
+                    let about = format!("{} (ZooKeeper protocol, TCP)", endpoints.join(","));
+                    Contender { target: Target::ZooKeeper(target), pids, info: info(system, about) }
+                }
+                #[cfg(feature = "compare")]
                 SystemArg::Zookeeper => {
                     let members = self
                         .zookeeper
@@ -1404,12 +1435,40 @@ impl CompareArgs {
                     }
                 }
                 #[cfg(not(feature = "compare"))]
-                SystemArg::Zookeeper | SystemArg::Etcd => return Err(without_drivers(system)),
+                SystemArg::WarrenZk | SystemArg::Zookeeper | SystemArg::Etcd => {
+                    return Err(without_drivers(system));
+                }
             };
             contenders.push(contender);
         }
         Ok(contenders)
     }
+}
+
+/// The ZooKeeper endpoints of a `warren dev` directory's nodes.
+#[cfg(feature = "compare")]
+fn dev_zookeeper_endpoints(dir: &Path) -> Result<Vec<String>, String> {
+    let mut endpoints = Vec::new();
+    for i in 1.. {
+        let path = dir.join(format!("n{i}.toml"));
+        if !path.exists() {
+            break;
+        }
+        let config = NodeConfig::load(&path).map_err(|e| e.to_string())?;
+        match config.zookeeper.listen {
+            Some(addr) => endpoints.push(addr.to_string()),
+            None => {
+                return Err(format!(
+                    "{} has no zookeeper_listen; give warren-zk its endpoints with --warren-zookeeper",
+                    path.display()
+                ));
+            }
+        }
+    }
+    if endpoints.is_empty() {
+        return Err(format!("{} holds no node configuration (n1.toml, ...)", dir.display()));
+    }
+    Ok(endpoints)
 }
 
 /// A system's line in the table's header: where it was reached; its PIDs

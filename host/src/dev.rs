@@ -69,6 +69,8 @@ pub fn prepare(
     if existing > 0 && existing != n {
         return Err(DevError::Size { dir, found: existing, asked: n });
     }
+    let zookeeper_servers: BTreeMap<u64, SocketAddr> =
+        ids.iter().zip(zookeeper).map(|(&id, &addr)| (id, addr)).collect();
     let mut nodes = BTreeMap::new();
     let mut zookeeper_addrs = BTreeMap::new();
     for &id in &ids {
@@ -83,7 +85,7 @@ pub fn prepare(
                 &peers,
                 &TlsFiles::node(Path::new("certs"), id),
                 timing,
-                zookeeper.get((id - 1) as usize).copied(),
+                &zookeeper_servers,
             );
             write(&path, &text)?;
         }
@@ -106,6 +108,12 @@ impl DevCluster {
     /// Starts node `id` as `exe serve --config …`, its output appended to
     /// `DIR/nI.log` and its pid written to `DIR/nI.pid`.
     pub fn spawn(&self, exe: &Path, id: u64) -> Result<Child, DevError> {
+        self.spawn_with(exe, id, &[])
+    }
+
+    /// [`DevCluster::spawn`], with these environment variables set for
+    /// the node (`WARREN_LOG`, say).
+    pub fn spawn_with(&self, exe: &Path, id: u64, env: &[(&str, &str)]) -> Result<Child, DevError> {
         let (config, _) = &self.nodes[&id];
         let log_path = self.dir.join(format!("n{id}.log"));
         let log = std::fs::OpenOptions::new()
@@ -118,6 +126,7 @@ impl DevCluster {
             .arg("serve")
             .arg("--config")
             .arg(config)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))

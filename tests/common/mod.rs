@@ -95,6 +95,12 @@ impl Cluster {
         self.procs[(id - 1) as usize] = Some(child);
     }
 
+    /// Restarts node `id` with these environment variables.
+    pub fn restart_with(&mut self, id: u64, env: &[(&str, &str)]) {
+        let child = self.files.spawn_with(&Cluster::exe(), id, env).expect("spawn a node");
+        self.procs[(id - 1) as usize] = Some(child);
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self, id: u64) {
         if let Some(mut child) = self.procs[(id - 1) as usize].take() {

@@ -45,6 +45,9 @@ const PERSISTENT_SEQUENTIAL: zk::CreateOptions<'static> =
 pub struct ZooKeeper {
     /// The connect string: `host:port[,host:port...]`.
     cluster: String,
+    /// The system's name in reports: `zookeeper`, or `warren-zk` for
+    /// Warren's ZooKeeper port.
+    name: &'static str,
 }
 
 impl ZooKeeper {
@@ -53,7 +56,12 @@ impl ZooKeeper {
     /// sessions spread evenly, give one endpoint per `ZooKeeper` and join
     /// them with [`super::compare::RoundRobin`].
     pub fn new(endpoints: &[String]) -> ZooKeeper {
-        ZooKeeper { cluster: endpoints.join(",") }
+        ZooKeeper::named("zookeeper", endpoints)
+    }
+
+    /// Another server speaking ZooKeeper's protocol, named `name`.
+    pub fn named(name: &'static str, endpoints: &[String]) -> ZooKeeper {
+        ZooKeeper { cluster: endpoints.join(","), name }
     }
 }
 
@@ -61,7 +69,7 @@ impl System for ZooKeeper {
     type Session = ZooKeeperSession;
 
     fn name(&self) -> &str {
-        "zookeeper"
+        self.name
     }
 
     async fn connect(&self) -> Result<ZooKeeperSession, OpError> {

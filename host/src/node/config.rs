@@ -50,6 +50,10 @@ struct File {
     /// superuser.
     #[serde(default)]
     superuser_digest: Option<String>,
+    /// Every member's ZooKeeper client address (node id → "host:port"),
+    /// for `/zookeeper/config`; the same on every member.
+    #[serde(default)]
+    zookeeper_servers: BTreeMap<String, SocketAddr>,
 }
 
 fn default_four_letter_words() -> Vec<String> {
@@ -147,6 +151,9 @@ pub struct ZooKeeperConfig {
     pub listen: Option<SocketAddr>,
     pub four_letter_words: Vec<String>,
     pub max_client_cnxns: usize,
+    /// Every member's ZooKeeper client address, as `/zookeeper/config`
+    /// lists them (members not in it are listed without one).
+    pub servers: BTreeMap<u64, SocketAddr>,
 }
 
 impl Default for ZooKeeperConfig {
@@ -155,6 +162,7 @@ impl Default for ZooKeeperConfig {
             listen: None,
             four_letter_words: default_four_letter_words(),
             max_client_cnxns: default_max_client_cnxns(),
+            servers: BTreeMap::new(),
         }
     }
 }
@@ -262,6 +270,19 @@ impl NodeConfig {
                 "superuser_digest {digest:?} is not user:<base64 sha1 of user:password> (28 characters after the colon); make one with `warren digest USER:PASSWORD`"
             )));
         }
+        let mut zookeeper_servers = BTreeMap::new();
+        for (key, addr) in &file.zookeeper_servers {
+            let id: u64 = key
+                .parse()
+                .ok()
+                .filter(|id| *id == file.id || peers.contains_key(id))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "zookeeper_servers key {key:?} is not a member's id; write them as `2 = \"host:port\"`"
+                    ))
+                })?;
+            zookeeper_servers.insert(id, *addr);
+        }
         let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
         Ok(NodeConfig {
             id: file.id,
@@ -280,6 +301,7 @@ impl NodeConfig {
                 listen: file.zookeeper_listen,
                 four_letter_words: file.zookeeper_four_letter_words,
                 max_client_cnxns: file.zookeeper_max_client_cnxns,
+                servers: zookeeper_servers,
             },
             superuser_digest: file.superuser_digest,
         })
@@ -308,14 +330,14 @@ impl NodeConfig {
         peers: &BTreeMap<u64, SocketAddr>,
         tls: &crate::tls::TlsFiles,
         timing: &Timing,
-        zookeeper: Option<SocketAddr>,
+        zookeeper: &BTreeMap<u64, SocketAddr>,
     ) -> String {
         let mut out = String::new();
         out.push_str(&format!(
             "id = {id}\nlisten = \"{listen}\"\ndata_dir = {}\n",
             quote(data_dir)
         ));
-        if let Some(addr) = zookeeper {
+        if let Some(addr) = zookeeper.get(&id) {
             out.push_str(&format!(
                 "zookeeper_listen = \"{addr}\"\nzookeeper_four_letter_words = [\"*\"]\n"
             ));
@@ -323,6 +345,12 @@ impl NodeConfig {
         out.push_str("\n[peers]\n");
         for (peer, addr) in peers {
             out.push_str(&format!("{peer} = \"{addr}\"\n"));
+        }
+        if !zookeeper.is_empty() {
+            out.push_str("\n[zookeeper_servers]\n");
+            for (member, addr) in zookeeper {
+                out.push_str(&format!("{member} = \"{addr}\"\n"));
+            }
         }
         out.push_str(&format!(
             "\n[tls]\nca = {}\ncert = {}\nkey = {}\n",
@@ -417,11 +445,15 @@ key = "certs/n1.key"
     fn render_writes_what_parse_reads() {
         // Proves a rendered configuration parses back to the same values.
         let c = NodeConfig::parse(GOOD, Path::new("/etc/warren")).unwrap_or_else(|_| panic!());
-        let zk = Some("127.0.0.1:2181".parse().unwrap_or_else(|_| panic!()));
-        let text = NodeConfig::render(c.id, c.listen, &c.data_dir, &c.peers, &c.tls, &c.timing, zk);
+        let zk: BTreeMap<u64, SocketAddr> = (1..=3)
+            .map(|i| (i, format!("127.0.0.1:218{i}").parse().unwrap_or_else(|_| panic!())))
+            .collect();
+        let text =
+            NodeConfig::render(c.id, c.listen, &c.data_dir, &c.peers, &c.tls, &c.timing, &zk);
         let back = NodeConfig::parse(&text, Path::new("/elsewhere")).unwrap_or_else(|_| panic!());
         assert_eq!((back.id, back.listen, &back.peers), (c.id, c.listen, &c.peers));
-        assert_eq!(back.zookeeper.listen, zk);
+        assert_eq!(back.zookeeper.listen, zk.get(&1).copied());
+        assert_eq!(back.zookeeper.servers, zk);
         assert_eq!(back.zookeeper.four_letter_words, ["*"]);
         assert_eq!((&back.data_dir, &back.tls.cert), (&c.data_dir, &c.tls.cert));
         assert_eq!(back.timing, c.timing);

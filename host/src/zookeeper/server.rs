@@ -19,6 +19,7 @@ use super::records::{
     ConnectRequest, ConnectResponse, CreateOp, MultiResult, ReplyHeader, WatcherEvent, ZkRequest,
     ZkResponse, xid,
 };
+use super::subtree::{self, Subtree};
 use super::words;
 use crate::limits::{
     OUTBOX_FRAMES_MAX, SESSION_REQUESTS_MAX, ZOOKEEPER_FRAME_BYTES_MAX, ZOOKEEPER_HANDSHAKE_MS_MAX,
@@ -65,6 +66,8 @@ pub(crate) struct Front {
     pub stats: Counters,
     /// The open sessions' connections, for `cons`.
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
+    /// `/zookeeper` as ZooKeeper presents it.
+    pub subtree: Subtree,
 }
 
 /// Requests in, replies and notifications out.
@@ -106,12 +109,13 @@ impl Front {
                 session_timeout_min_ms: config.timing.session_timeout_min_ms,
                 session_timeout_max_ms: config.timing.session_timeout_max_ms,
                 max_client_cnxns: z.max_client_cnxns,
-                members,
+                members: members.clone(),
             },
             per_ip: Mutex::new(HashMap::new()),
             per_ip_max: z.max_client_cnxns,
             stats: Counters::default(),
             conns: Mutex::new(HashMap::new()),
+            subtree: Subtree::new(&members, &z.servers),
         }
     }
 
@@ -411,7 +415,13 @@ where
         closing: false,
     };
     let mut writer = tokio::spawn(writer.run(rx, write, overflowed));
-    let mut reader = Requests { conn: id, next: 1, core: core.clone(), expects: expect_tx };
+    let mut reader = Requests {
+        conn: id,
+        next: 1,
+        core: core.clone(),
+        expects: expect_tx,
+        subtree: front.subtree.clone(),
+    };
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
@@ -490,6 +500,8 @@ enum Shape {
     /// A part of a request that another part answers (setWatches'
     /// persistent watches): no reply.
     Quiet,
+    /// A read of the root: its answer gains the `/zookeeper` subtree.
+    Root(Box<Shape>),
 }
 
 impl Shape {
@@ -509,6 +521,7 @@ struct Requests {
     next: u64,
     core: mpsc::Sender<Event>,
     expects: mpsc::Sender<Expect>,
+    subtree: Subtree,
 }
 
 impl Requests {
@@ -532,6 +545,10 @@ impl Requests {
                 return false;
             }
         };
+        if let Some((err, body)) = self.subtree.answer(&request) {
+            return self.expects.send(Expect::Local { zk_xid, err, body }).await.is_ok();
+        }
+        let root = subtree::is_root(&request);
         match request {
             ZkRequest::Ping => self.input(SessionIn::Ping { conn: self.conn }).await,
             ZkRequest::CloseSession => {
@@ -590,6 +607,9 @@ impl Requests {
                 self.send(zk_xid, request, Shape::SetWatches).await
             }
             request => match translate(request, false) {
+                Ok((request, shape)) if root => {
+                    self.send(zk_xid, request, Shape::Root(Box::new(shape))).await
+                }
                 Ok((request, shape)) => self.send(zk_xid, request, shape).await,
                 Err((err, body)) => {
                     self.expects.send(Expect::Local { zk_xid, err, body }).await.is_ok()
@@ -752,13 +772,30 @@ fn watcher_type(kind: i32) -> Option<WatchKind> {
 /// content was refused; the reason is in the node's log), a plugin that
 /// failed is SystemError.
 fn error_code(e: &ApiError) -> i32 {
-    match e.code() {
+    zk_code(e.code())
+}
+
+/// [`error_code`] for a code already taken out of its error.
+fn zk_code(code: ErrorCode) -> i32 {
+    match code {
         ErrorCode::Rejected
         | ErrorCode::NoPlugin
         | ErrorCode::PluginRefused
         | ErrorCode::PluginError => code::BAD_ARGUMENTS,
         ErrorCode::PluginFailed => code::SYSTEM_ERROR,
         other => other as i32,
+    }
+}
+
+/// A refusal by a plugin (a validator's rejection, or a plugin that
+/// failed), whose reason the ZooKeeper protocol cannot carry.
+fn rejection(e: &ApiError) -> Option<&ApiError> {
+    match e {
+        ApiError::Multi { error, .. } => rejection(error),
+        ApiError::Rejected { .. }
+        | ApiError::PluginFailed { .. }
+        | ApiError::PluginError { .. } => Some(e),
+        _ => None,
     }
 }
 
@@ -942,6 +979,16 @@ impl Translator {
             }
             return Next::Go;
         }
+        let (shape, result) = match shape {
+            Shape::Root(shape) => {
+                let result = result.map(|mut answer| {
+                    subtree::add_to_root(&mut answer);
+                    answer
+                });
+                (*shape, result)
+            }
+            shape => (shape, result),
+        };
         // A write's failure is an answer of its own; here it is one error.
         let result = match result {
             Ok(Answer::Write(Err(e))) => Err(Failure::Api(e)),
@@ -960,6 +1007,14 @@ impl Translator {
                 }
             },
             Err(Failure::Api(e)) => {
+                if let Some(why) = rejection(&e) {
+                    // The one place a ZooKeeper client's user can read why:
+                    // the protocol carries only the code (BadArguments).
+                    tracing::info!(
+                        session = format_args!("{:#x}", self.info.session.load(Ordering::Relaxed)),
+                        "a ZooKeeper client's write was refused: {why}"
+                    );
+                }
                 if let Shape::MultiRead { index, of, .. } = shape {
                     self.out.push(MultiResult::Error(error_code(&e)));
                     if index + 1 < of {
@@ -970,7 +1025,8 @@ impl Translator {
                     (&shape, e.multi_codes(shape_len(&shape)))
                 {
                     let _ = kinds;
-                    let results = codes.into_iter().map(|c| MultiResult::Error(c as i32)).collect();
+                    let results =
+                        codes.into_iter().map(|c| MultiResult::Error(zk_code(c))).collect();
                     (0, ZkResponse::Multi(results))
                 } else if matches!(shape, Shape::Auth) {
                     // A failed auth ends the connection, as ZooKeeper's does.

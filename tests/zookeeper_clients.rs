@@ -378,3 +378,121 @@ fn kazoo_recipes_survive_the_leader_being_killed() {
     assert!(status.success() && text.contains("\nOK ") && !text.contains("FAIL"), "{text}");
     eprintln!("killed n{}: {}", killed.unwrap_or(0), out.last().map_or("", String::as_str));
 }
+
+/// A TLS client of the ZooKeeper TLS port, with the admin certificate or
+/// none.
+fn tls_connect(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    with_certificate: bool,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let certs = cluster.certs();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(certs.join("ca.pem")).expect("ca.pem") {
+        roots.add(cert.expect("a CA certificate")).expect("a root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots);
+    let config = if with_certificate {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(certs.join("admin.pem"))
+                .expect("admin.pem")
+                .map(|c| c.expect("a certificate"))
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(certs.join("admin.key")).expect("admin.key");
+        builder.with_client_auth_cert(chain, key).expect("the admin identity")
+    } else {
+        builder.with_no_client_auth()
+    };
+    let name = ServerName::try_from("warren").expect("a server name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut stream = rustls::StreamOwned::new(conn, sock);
+    // The handshake (and a refusal of it) happens with the first bytes.
+    stream.write_all(&connect_request(0, &[0; 16], 0)).map_err(|e| e.to_string())?;
+    stream.flush().map_err(|e| e.to_string())?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let mut body = vec![0; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// whoAmI over an open TLS session: its (scheme, user) pairs.
+fn tls_who_am_i(
+    stream: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+) -> Vec<String> {
+    let mut frame = 8i32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&1i32.to_be_bytes());
+    frame.extend_from_slice(&op::WHO_AM_I.to_be_bytes());
+    stream.write_all(&frame).expect("send whoAmI");
+    stream.flush().expect("flush");
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).expect("a reply");
+    let mut body = vec![0; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("its body");
+    let mut r = warren::zookeeper::jute::Reader::new(&body, BOUNDS);
+    let (_xid, _zxid, err) = (r.int("xid"), r.long("zxid"), r.int("err"));
+    assert_eq!(err.ok(), Some(0));
+    let n = r.int("count").expect("count");
+    (0..n)
+        .map(|_| {
+            format!("{}:{}", r.ustring("scheme").expect("scheme"), r.ustring("user").expect("user"))
+        })
+        .collect()
+}
+
+/// A cluster whose members also listen for ZooKeeper clients over TLS,
+/// with `client_auth`; their TLS addresses.
+fn tls_cluster(name: &str, client_auth: &str) -> (Cluster, Vec<SocketAddr>) {
+    let ports = common::free_tcp_addrs(3);
+    let tls_ports = ports.clone();
+    let auth = client_auth.to_string();
+    let cluster = Cluster::start_with(name, 3, move |text| {
+        let id: usize = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("id = "))
+            .and_then(|id| id.parse().ok())
+            .expect("a node config starts with its id");
+        format!(
+            "zookeeper_tls_listen = \"{}\"\nzookeeper_tls_client_auth = \"{auth}\"\n{text}",
+            tls_ports[id - 1]
+        )
+    });
+    (cluster, ports)
+}
+
+#[test]
+fn the_tls_port_takes_a_client_certificate_as_the_x509_identity() {
+    // Proves zookeeper_tls_listen serves sessions over TLS with the
+    // cluster CA, requires a client certificate by default (a client
+    // without one is refused), and gives the session the certificate's
+    // subject as its x509 identity, as QUIC does.
+    let (cluster, tls) = tls_cluster("zk-tls", "need");
+    ready(&cluster, 1);
+    let mut stream = tls_connect(&cluster, tls[1], true).expect("a TLS session");
+    assert_eq!(tls_who_am_i(&mut stream), ["x509:CN=admin"]);
+    assert!(tls_connect(&cluster, tls[1], false).is_err(), "a client without a certificate got in");
+}
+
+#[test]
+fn a_tls_port_that_wants_a_certificate_also_takes_clients_without_one() {
+    // Proves zookeeper_tls_client_auth = "want": a client without a
+    // certificate gets a session whose identity is its address; one with
+    // a certificate gets its x509 identity.
+    let (cluster, tls) = tls_cluster("zk-tls-want", "want");
+    ready(&cluster, 1);
+    let mut anonymous =
+        tls_connect(&cluster, tls[0], false).expect("a TLS session without a certificate");
+    assert_eq!(tls_who_am_i(&mut anonymous), ["ip:127.0.0.1"]);
+    let mut admin = tls_connect(&cluster, tls[2], true).expect("a TLS session with a certificate");
+    assert_eq!(tls_who_am_i(&mut admin), ["x509:CN=admin"]);
+}

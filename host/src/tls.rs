@@ -321,6 +321,27 @@ impl Tls {
         config
     }
 
+    /// The ZooKeeper port's TLS over TCP (`zookeeper_tls_listen`): TLS
+    /// 1.3, this node's certificate, and a client certificate chained to
+    /// the CA required (`need`), checked if given (`want`) or not asked for
+    /// (`none`). No ALPN: ZooKeeper's clients send none.
+    pub fn tcp_server_config(&self, client_auth: ClientAuth) -> Arc<rustls::ServerConfig> {
+        let trust = self.trust();
+        let verifier = match client_auth {
+            ClientAuth::Need => trust.client_verifier,
+            ClientAuth::Want => trust.optional_client_verifier,
+            ClientAuth::None => rustls::server::WebPkiClientVerifier::no_client_auth(),
+        };
+        let mut tls = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            // ring's default provider has TLS 1.3 suites and key exchanges.
+            .expect("ring supports TLS 1.3")
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(self.identity.clone());
+        tls.send_tls13_tickets = 0;
+        Arc::new(tls)
+    }
+
     /// Dialling another node, with [`ALPN_PEER`] and server name
     /// [`node_server_name`]`(id)`.
     pub fn peer_client_config(&self) -> quinn::ClientConfig {
@@ -347,6 +368,20 @@ impl Tls {
     fn trust(&self) -> Trust {
         self.trust.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
+}
+
+/// Whether a TLS port asks its clients for a certificate (ZooKeeper's
+/// `ssl.clientAuth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A certificate chained to the cluster CA is required.
+    #[default]
+    Need,
+    /// Asked for and checked if given; a client without one connects.
+    Want,
+    /// Not asked for.
+    None,
 }
 
 /// The names in a certificate.
@@ -393,6 +428,12 @@ pub fn peer_node_id(conn: &quinn::Connection) -> Result<u64, TlsError> {
     names_from_der(&peer_certificate(conn)?)?.node_id()
 }
 
+/// The identity for x509 ACLs of a verified client certificate: its
+/// subject DN, e.g. `CN=admin`.
+pub fn certificate_identity(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
+    Ok(names_from_der(cert)?.subject)
+}
+
 /// The other end's identity for x509 ACLs: its subject DN, e.g. `CN=admin`.
 pub fn peer_identity(conn: &quinn::Connection) -> Result<String, TlsError> {
     Ok(names_from_der(&peer_certificate(conn)?)?.subject)
@@ -410,6 +451,8 @@ pub fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
 #[derive(Clone, Debug)]
 struct Trust {
     client_verifier: Arc<dyn ClientCertVerifier>,
+    /// The same, but a client may also present no certificate.
+    optional_client_verifier: Arc<dyn ClientCertVerifier>,
     server_verifier: Arc<WebPkiServerVerifier>,
 }
 
@@ -451,10 +494,15 @@ fn read_trust(ca: &Path, provider: &Arc<CryptoProvider>) -> Result<Trust, TlsErr
         WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .expect("roots are non-empty and no CRLs are given");
+    let optional_client_verifier =
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .expect("roots are non-empty and no CRLs are given");
     let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .expect("roots are non-empty and no CRLs are given");
-    Ok(Trust { client_verifier, server_verifier })
+    Ok(Trust { client_verifier, optional_client_verifier, server_verifier })
 }
 
 /// Verifies our own chain as the peers will, so a certificate from another

@@ -40,6 +40,13 @@ struct File {
     /// Where ZooKeeper clients connect over plain TCP; none: nowhere.
     #[serde(default)]
     zookeeper_listen: Option<SocketAddr>,
+    /// Where ZooKeeper clients connect over TLS (the cluster CA).
+    #[serde(default)]
+    zookeeper_tls_listen: Option<SocketAddr>,
+    /// Whether the TLS port requires a client certificate: need, want or
+    /// none.
+    #[serde(default)]
+    zookeeper_tls_client_auth: crate::tls::ClientAuth,
     /// The four-letter words the ZooKeeper port answers (`*`: all).
     #[serde(default = "default_four_letter_words")]
     zookeeper_four_letter_words: Vec<String>,
@@ -149,6 +156,8 @@ pub struct NodeConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZooKeeperConfig {
     pub listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_client_auth: crate::tls::ClientAuth,
     pub four_letter_words: Vec<String>,
     pub max_client_cnxns: usize,
     /// Every member's ZooKeeper client address, as `/zookeeper/config`
@@ -160,6 +169,8 @@ impl Default for ZooKeeperConfig {
     fn default() -> ZooKeeperConfig {
         ZooKeeperConfig {
             listen: None,
+            tls_listen: None,
+            tls_client_auth: crate::tls::ClientAuth::Need,
             four_letter_words: default_four_letter_words(),
             max_client_cnxns: default_max_client_cnxns(),
             servers: BTreeMap::new(),
@@ -270,6 +281,12 @@ impl NodeConfig {
                 "superuser_digest {digest:?} is not user:<base64 sha1 of user:password> (28 characters after the colon); make one with `warren digest USER:PASSWORD`"
             )));
         }
+        if file.zookeeper_listen.is_some() && file.zookeeper_listen == file.zookeeper_tls_listen {
+            return Err(invalid(
+                "zookeeper_listen and zookeeper_tls_listen are the same address; give each its own port"
+                    .into(),
+            ));
+        }
         let mut zookeeper_servers = BTreeMap::new();
         for (key, addr) in &file.zookeeper_servers {
             let id: u64 = key
@@ -299,6 +316,8 @@ impl NodeConfig {
             snapshot_every: file.snapshot_every,
             zookeeper: ZooKeeperConfig {
                 listen: file.zookeeper_listen,
+                tls_listen: file.zookeeper_tls_listen,
+                tls_client_auth: file.zookeeper_tls_client_auth,
                 four_letter_words: file.zookeeper_four_letter_words,
                 max_client_cnxns: file.zookeeper_max_client_cnxns,
                 servers: zookeeper_servers,

@@ -121,13 +121,25 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     };
     tokio::spawn(accept);
 
-    if let Some(addr) = config.zookeeper.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| NodeError::Bind { addr, source })?;
-        let front = crate::zookeeper::server::Front::new(&config, inputs_tx.clone(), ids.clone());
-        tokio::spawn(crate::zookeeper::server::listen(listener, Arc::new(front)));
-        tracing::info!("serving ZooKeeper clients on {addr}");
+    let zookeeper = &config.zookeeper;
+    if zookeeper.listen.is_some() || zookeeper.tls_listen.is_some() {
+        use crate::zookeeper::server::{Front, listen, listen_tls};
+        // One front for both ports: the per-address cap counts both.
+        let front = Arc::new(Front::new(&config, inputs_tx.clone(), ids.clone()));
+        if let Some(addr) = zookeeper.listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind { addr, source })?;
+            tokio::spawn(listen(listener, front.clone()));
+            tracing::info!("serving ZooKeeper clients on {addr}");
+        }
+        if let Some(addr) = zookeeper.tls_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind { addr, source })?;
+            tokio::spawn(listen_tls(listener, front, tls.clone(), zookeeper.tls_client_auth));
+            tracing::info!("serving ZooKeeper clients over TLS on {addr}");
+        }
     }
 
     let reload = {

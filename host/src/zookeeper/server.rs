@@ -173,6 +173,65 @@ pub(crate) async fn listen(listener: tokio::net::TcpListener, front: Arc<Front>)
     }
 }
 
+/// Accepts TLS connections on `listener` until the node stops: each is
+/// handshaken (within the handshake limit) with the node's current
+/// certificate and CA (a SIGHUP's reload is seen by the next handshake),
+/// and a client certificate, when given, is the session's identity for
+/// x509 ACLs, as on QUIC; without one it is the client's address.
+pub(crate) async fn listen_tls(
+    listener: tokio::net::TcpListener,
+    front: Arc<Front>,
+    tls: Arc<crate::tls::Tls>,
+    client_auth: crate::tls::ClientAuth,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("ZooKeeper TLS listener: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(guard) = Slot::take(&front, peer.ip()) else {
+            tracing::warn!(
+                "ZooKeeper TLS listener: {} has {} connections open, the limit (zookeeper_max_client_cnxns); closing the new one",
+                peer.ip(),
+                front.per_ip_max
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.tcp_server_config(client_auth));
+        let front = front.clone();
+        tokio::spawn(async move {
+            let handshake = Duration::from_millis(ZOOKEEPER_HANDSHAKE_MS_MAX);
+            let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!("ZooKeeper TLS client {peer}: handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("ZooKeeper TLS client {peer}: no handshake in time");
+                    return;
+                }
+            };
+            let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let identity = match certificate.map(crate::tls::certificate_identity) {
+                Some(Ok(subject)) => Id::x509(subject),
+                Some(Err(e)) => {
+                    tracing::debug!("ZooKeeper TLS client {peer}: {e}");
+                    return;
+                }
+                None => Id::new("ip", peer.ip().to_string()),
+            };
+            connection(stream, peer, identity, &front).await;
+            drop(guard);
+        });
+    }
+}
+
 /// A connection's place under the per-address cap, given back on drop.
 pub(crate) struct Slot {
     front: Arc<Front>,

@@ -496,3 +496,90 @@ fn a_tls_port_that_wants_a_certificate_also_takes_clients_without_one() {
     let mut admin = tls_connect(&cluster, tls[2], true).expect("a TLS session with a certificate");
     assert_eq!(tls_who_am_i(&mut admin), ["x509:CN=admin"]);
 }
+
+#[test]
+fn four_letter_words_answer_within_their_allow_list() {
+    // Proves the four-letter words: with ZooKeeper's default allow-list
+    // only srvr runs (another word gets ZooKeeper's refusal), srvr tells
+    // the mode and the node count; with "*" ruok, isro, envi (the version
+    // kazoo reads), conf, mntr, wchs and dump answer as ZooKeeper's do.
+    let strict = Cluster::start_with("zk-words-default", 3, |text| {
+        text.replace("zookeeper_four_letter_words = [\"*\"]\n", "")
+    });
+    let addr = ready(&strict, 1);
+    let srvr = four_letter(addr, "srvr").expect("srvr");
+    assert!(srvr.starts_with("Zookeeper version: 3.9.3-warren-"), "{srvr}");
+    assert!(srvr.contains("\nMode: ") && srvr.contains("\nNode count: "), "{srvr}");
+    assert_eq!(
+        four_letter(addr, "ruok").as_deref(),
+        Some("ruok is not executed because it is not in the whitelist.\n")
+    );
+    drop(strict);
+
+    let open = Cluster::start("zk-words-all", 3);
+    let addr = ready(&open, 2);
+    let mut s = Script::new(addr);
+    s.open("w", 10_000);
+    s.call("w", op::CREATE, create("/watched", "", 1));
+    s.call("w", op::GET_DATA, path_watch("/watched", true));
+    assert_eq!(four_letter(addr, "ruok").as_deref(), Some("imok"));
+    assert_eq!(four_letter(addr, "isro").as_deref(), Some("rw"));
+    let envi = four_letter(addr, "envi").expect("envi");
+    assert!(envi.contains("\nzookeeper.version=3.9.3-warren-"), "{envi}");
+    let conf = four_letter(addr, "conf").expect("conf");
+    assert!(
+        conf.contains(&format!("clientPort={}\n", addr.port())) && conf.contains("server.3="),
+        "{conf}"
+    );
+    let mntr = four_letter(addr, "mntr").expect("mntr");
+    for key in ["zk_version\t", "zk_server_state\t", "zk_znode_count\t", "zk_ephemerals_count\t1\n"]
+    {
+        assert!(mntr.contains(key), "mntr lacks {key:?}: {mntr}");
+    }
+    let wchs = four_letter(addr, "wchs").expect("wchs");
+    assert!(wchs.starts_with("1 connections watching 1 paths\nTotal watches:1"), "{wchs}");
+    let dump = four_letter(addr, "dump").expect("dump");
+    assert!(dump.contains("\t/watched\n"), "{dump}");
+}
+
+#[test]
+fn the_configured_superuser_passes_every_acl() {
+    // Proves superuser_digest: a session that adds the superuser's
+    // digest reads and changes a node whose ACL names only someone else,
+    // and one that adds another password for the same user does not.
+    let superuser = warren::state::digest_id(b"super:secret");
+    let cluster = Cluster::start_with("zk-superuser", 3, move |text| {
+        format!("superuser_digest = \"{superuser}\"\n{text}")
+    });
+    let addr = ready(&cluster, 1);
+    let alice = warren::state::digest_id(b"alice:pw");
+    let mut s = Script::new(addr);
+    s.open("alice", 10_000);
+    s.call("alice", op::AUTH, auth("digest", "alice:pw"));
+    s.call("alice", op::CREATE, create_acl("/private", &[("digest", &alice, 31)], 0));
+    s.open("root", 10_000);
+    s.call("root", op::AUTH, auth("digest", "super:secret"));
+    s.call("root", op::GET_DATA, path_watch("/private", false));
+    s.call("root", op::SET_DATA, set_data("/private", "by root", -1));
+    s.call("root", op::WHO_AM_I, |_| {});
+    s.open("impostor", 10_000);
+    s.call("impostor", op::AUTH, auth("digest", "super:guess"));
+    s.call("impostor", op::GET_DATA, path_watch("/private", false));
+    let errs: Vec<String> = s
+        .lines
+        .iter()
+        .filter(|l| !l.contains("connected"))
+        .map(|l| l.split(": ").nth(1).unwrap_or(l).split(" |").next().unwrap_or(l).to_string())
+        .collect();
+    assert_eq!(
+        errs,
+        ["err 0", "err 0", "err 0", "err 0", "err 0", "err 0", "err 0", "err -102"],
+        "{:?}",
+        s.lines
+    );
+    assert!(
+        s.lines.iter().any(|l| l.contains("whoAmI") && l.contains("super:super")),
+        "{:?}",
+        s.lines
+    );
+}

@@ -487,6 +487,86 @@ fn replies_are_laid_out_as_zookeeper_lays_them_out() {
     assert_eq!(w.bytes, 0i32.to_be_bytes());
 }
 
+/// A change to a well-formed body, as a fuzzer would make it.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Flip {
+        at: usize,
+        bits: u8,
+    },
+    Truncate {
+        at: usize,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    /// A 4-byte field (a length or a count) overwritten.
+    Length {
+        at: usize,
+        value: i32,
+    },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let lengths =
+        prop_oneof![Just(-1i32), Just(-2), Just(0), Just(i32::MAX), Just(1 << 20), 0i32..300];
+    prop_oneof![
+        (any::<usize>(), 1u8..=255).prop_map(|(at, bits)| Mutation::Flip { at, bits }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (any::<usize>(), lengths).prop_map(|(at, value)| Mutation::Length { at, value }),
+    ]
+}
+
+fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
+    let n = bytes.len();
+    match m {
+        Mutation::Flip { at, bits } if n > 0 => bytes[at % n] ^= bits,
+        Mutation::Truncate { at } => bytes.truncate(at % (n + 1)),
+        Mutation::Insert { at, bytes: more } => {
+            let at = at % (n + 1);
+            bytes.splice(at..at, more.iter().copied());
+        }
+        Mutation::Length { at, value } if n >= 4 => {
+            let at = at % (n - 3);
+            bytes[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        // WARREN_FUZZ_CASES=N runs N (a long fuzzing session); CI runs
+        // the default.
+        cases: std::env::var("WARREN_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000),
+        ..ProptestConfig::default()
+    })]
+    #[test]
+    fn mutated_requests_decode_or_fail_without_panicking(
+        pick in any::<usize>(),
+        mutations in proptest::collection::vec(mutation(), 1..6),
+        as_op in prop_oneof![Just(None), (-12i32..=108).prop_map(Some)],
+    ) {
+        // Proves every opcode's well-formed body, changed as a fuzzer
+        // changes inputs (bits flipped, cut short, bytes inserted, lengths
+        // and counts replaced) and decoded under its own or another
+        // opcode, decodes or fails with an error: never a panic, and never
+        // more elements than the bounds allow.
+        let corpus = cases();
+        let (op, mut bytes, _) = corpus[pick % corpus.len()].clone();
+        for m in &mutations {
+            mutate(&mut bytes, m);
+        }
+        if let Ok(ZkRequest::Multi { ops, .. }) = ZkRequest::decode(as_op.unwrap_or(op), &bytes, BOUNDS) {
+            prop_assert!(ops.len() <= BOUNDS.elements_max);
+        }
+        let _ = ConnectRequest::decode(&bytes, BOUNDS);
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_for_any_opcode(

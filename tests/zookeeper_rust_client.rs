@@ -121,3 +121,42 @@ async fn the_rust_zookeeper_client_works_across_a_leader_change() {
     );
     eprintln!("killed n{killed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_protocols_share_one_tree_and_one_kind_of_session() {
+    // Proves a ZooKeeper session and a Warren session are the same kind:
+    // each reads what the other wrote, a ZooKeeper session's ephemeral
+    // names that session as its owner to Warren's client, a Warren
+    // watch fires for a ZooKeeper client's write, and closing the
+    // ZooKeeper session removes its ephemeral for Warren's client.
+    let cluster = Cluster::start("zk-both-protocols", 3);
+    let zk = connect(&cluster).await;
+    let warren = cluster.client().await;
+    warren
+        .create("/both", b"from warren", warren_client::CreateMode::Persistent)
+        .await
+        .expect("create");
+    let (data, _) = zk.get_data("/both").await.expect("ZooKeeper reads Warren's node");
+    assert_eq!(data, b"from warren");
+    zk.create("/both/eph", b"from zookeeper", &EPHEMERAL).await.expect("create an ephemeral");
+    warren.sync("/").await.expect("sync");
+    let (data, stat) = warren.get_data("/both/eph").await.expect("Warren reads the ephemeral");
+    assert_eq!(data, b"from zookeeper");
+    assert_eq!(
+        stat.ephemeral_owner,
+        zk.session_id().0 as u64,
+        "the owner is the ZooKeeper session"
+    );
+    let (_, _, changed) = warren.get_data_watch("/both").await.expect("a Warren watch");
+    zk.set_data("/both", b"changed by zookeeper", None).await.expect("set");
+    let event = tokio::time::timeout(Duration::from_secs(10), changed.event())
+        .await
+        .expect("the watch fires");
+    assert_eq!(event.map(|e| e.path).as_deref(), Some("/both"));
+    drop(zk);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while warren.exists("/both/eph").await.expect("exists").is_some() {
+        assert!(Instant::now() < deadline, "the closed session's ephemeral stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -167,14 +167,14 @@ impl Engine {
         let Some(c) = self.sessions.conns.get(&conn) else { return };
         let identity = c.identity.clone();
         let applied = self.applied_zxid();
-        // A client that has seen more than this member has applied goes
-        // elsewhere, whether it opens a session or resumes one (as
-        // ZooKeeper's servers refuse it), so it never reads back in time.
-        if hello.last_zxid > applied && !self.bugs.serves_behind {
-            self.refuse(conn, Refusal::Behind { server: applied, client: hello.last_zxid });
-            return;
-        }
         let Some(session) = hello.session else {
+            // A client that has seen more than this member has applied goes
+            // elsewhere, for a new session as for a resume (below), as
+            // ZooKeeper's servers refuse it: it never reads back in time.
+            if hello.last_zxid > applied && !self.bugs.serves_behind {
+                self.refuse(conn, Refusal::Behind { server: applied, client: hello.last_zxid });
+                return;
+            }
             // Proposed through the leader once one is known (the forward
             // fails if none is in time): a cluster starting up opens
             // sessions as soon as it elects one.

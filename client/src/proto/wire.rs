@@ -87,6 +87,9 @@ pub enum Request {
     /// when the read arrived (read-index), so the read sees every write
     /// acknowledged before it, from any client.
     Read { read: Read, linearizable: bool },
+    /// Several reads answered together from one state, each with its own
+    /// result (ZooKeeper's multiRead): [`Answer::Many`].
+    ReadMany(Vec<Read>),
     /// Brings the server up to the leader's commit point before later
     /// requests of this session are answered (ZooKeeper's sync).
     Sync { path: String },
@@ -267,6 +270,8 @@ pub enum Answer {
     Authenticated,
     /// The session's identities.
     Identities(Vec<Id>),
+    /// The answers to a [`Request::ReadMany`], in order.
+    Many(Vec<Result<Answer, ApiError>>),
     /// The watches are set; their events came before this answer.
     /// `events_lost` as in [`Welcome`].
     WatchesSet {

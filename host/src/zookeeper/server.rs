@@ -468,7 +468,6 @@ where
         expects: expect_rx,
         pending: VecDeque::new(),
         zxid: welcome.zxid,
-        out: Vec::new(),
         front: front.clone(),
         info: info.clone(),
         closing: false,
@@ -543,12 +542,8 @@ enum Shape {
     Sync(String),
     /// A multi's operations, for its results (a create's kind).
     Multi(Vec<Option<CreateOp>>),
-    /// One read of a multiRead: `index` of `of`.
-    MultiRead {
-        index: usize,
-        of: usize,
-        children: bool,
-    },
+    /// A multiRead: per read, whether it lists children.
+    MultiRead(Vec<bool>),
     Auth,
     SetWatches,
     AddWatch,
@@ -616,34 +611,23 @@ impl Requests {
                     && self.input(SessionIn::Close { conn: self.conn }).await
             }
             ZkRequest::Multi { read: true, ops } => {
-                let of = ops.len();
-                if of == 0 {
-                    let body = ZkResponse::Multi(Vec::new());
-                    return self.expects.send(Expect::Local { zk_xid, err: 0, body }).await.is_ok();
-                }
-                for (index, read) in ops.into_iter().enumerate() {
-                    let (request, children) = match read {
-                        ZkRequest::GetData { path, watch } => (
-                            Request::Read {
-                                read: Read::GetData { path, watch },
-                                linearizable: false,
-                            },
-                            false,
-                        ),
-                        ZkRequest::GetChildren { path, watch, .. } => (
-                            Request::Read {
-                                read: Read::GetChildren { path, watch, after: None },
-                                linearizable: false,
-                            },
-                            true,
-                        ),
+                let mut reads = Vec::with_capacity(ops.len());
+                let mut children = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let (read, lists) = match op {
+                        ZkRequest::GetData { path, watch } => {
+                            (Read::GetData { path, watch }, false)
+                        }
+                        ZkRequest::GetChildren { path, watch, .. } => {
+                            (Read::GetChildren { path, watch, after: None }, true)
+                        }
+                        // The decoder lets only these two into a multiRead.
                         _ => return false,
                     };
-                    if !self.send(zk_xid, request, Shape::MultiRead { index, of, children }).await {
-                        return false;
-                    }
+                    reads.push(read);
+                    children.push(lists);
                 }
-                true
+                self.send(zk_xid, Request::ReadMany(reads), Shape::MultiRead(children)).await
             }
             ZkRequest::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => {
                 // ZooKeeper re-adds persistent and recursive watches without
@@ -865,8 +849,6 @@ struct Translator {
     pending: VecDeque<Expect>,
     /// The zxid of the last reply, for replies made here.
     zxid: Zxid,
-    /// A multiRead's results so far.
-    out: Vec<MultiResult>,
     front: Arc<Front>,
     info: Arc<ConnInfo>,
     /// A reply that ends the connection was sent.
@@ -1054,10 +1036,8 @@ impl Translator {
             other => other,
         };
         let (err, body) = match result {
-            Ok(answer) => match body(shape.clone(), answer, &mut self.out) {
-                Some(Some(reply)) => reply,
-                // A part of a multiRead: the reply waits for the rest.
-                Some(None) => return Next::Go,
+            Ok(answer) => match body(shape.clone(), answer) {
+                Some(reply) => reply,
                 None => {
                     tracing::warn!(
                         "ZooKeeper front end: an answer of the wrong kind for {shape:?}"
@@ -1074,13 +1054,7 @@ impl Translator {
                         "a ZooKeeper client's write was refused: {why}"
                     );
                 }
-                if let Shape::MultiRead { index, of, .. } = shape {
-                    self.out.push(MultiResult::Error(error_code(&e)));
-                    if index + 1 < of {
-                        return Next::Go;
-                    }
-                    (0, ZkResponse::Multi(std::mem::take(&mut self.out)))
-                } else if let (Shape::Multi(kinds), Some(codes)) =
+                if let (Shape::Multi(kinds), Some(codes)) =
                     (&shape, e.multi_codes(shape_len(&shape)))
                 {
                     let _ = kinds;
@@ -1118,14 +1092,9 @@ impl Translator {
 }
 
 /// The reply (error code and body) for a successful answer: None when the
-/// answer is not of the kind the shape expects, Some(None) for a multiRead
-/// part that is not its last.
-fn body(
-    shape: Shape,
-    answer: Answer,
-    out: &mut Vec<MultiResult>,
-) -> Option<Option<(i32, ZkResponse)>> {
-    Some(Some((
+/// answer is not of the kind the shape expects.
+fn body(shape: Shape, answer: Answer) -> Option<(i32, ZkResponse)> {
+    Some((
         0,
         match (shape, answer) {
             (Shape::Create(op), Answer::Write(Ok(OpResult::Create { path, stat }))) => match op {
@@ -1154,16 +1123,28 @@ fn body(
                     kinds.into_iter().zip(results).map(|(kind, r)| multi_result(kind, r)).collect(),
                 )
             }
-            (Shape::MultiRead { index, of, children }, answer) => {
-                out.push(match (children, answer) {
-                    (false, Answer::Data { data, stat }) => MultiResult::GetData { data, stat },
-                    (true, Answer::Children { names, .. }) => MultiResult::GetChildren(names),
-                    _ => return None,
-                });
-                if index + 1 < of {
-                    return Some(None);
+            (Shape::MultiRead(children), Answer::Many(answers))
+                if answers.len() == children.len() =>
+            {
+                let mut results = Vec::with_capacity(answers.len());
+                for (lists, answer) in children.into_iter().zip(answers) {
+                    results.push(match (lists, answer) {
+                        (false, Ok(Answer::Data { data, stat })) => {
+                            MultiResult::GetData { data, stat }
+                        }
+                        (true, Ok(Answer::Children { names, .. })) => {
+                            MultiResult::GetChildren(names)
+                        }
+                        // ZooKeeper's reads look a path up without checking
+                        // its form: a malformed one is not there.
+                        (_, Err(ApiError::BadArguments(BadArgument::InvalidPath { .. }))) => {
+                            MultiResult::Error(code::NO_NODE)
+                        }
+                        (_, Err(e)) => MultiResult::Error(error_code(&e)),
+                        _ => return None,
+                    });
                 }
-                ZkResponse::Multi(std::mem::take(out))
+                ZkResponse::Multi(results)
             }
             (Shape::Auth, Answer::Authenticated)
             | (Shape::SetWatches, Answer::WatchesSet { .. }) => ZkResponse::Empty,
@@ -1175,11 +1156,11 @@ fn body(
             (Shape::WhoAmI, Answer::Identities(ids)) => ZkResponse::WhoAmI(who_am_i(&ids)),
             // exists on a missing node: NoNode, with no body.
             (Shape::Exists, Answer::Exists(None)) => {
-                return Some(Some((code::NO_NODE, ZkResponse::Empty)));
+                return Some((code::NO_NODE, ZkResponse::Empty));
             }
             _ => return None,
         },
-    )))
+    ))
 }
 
 fn shape_len(shape: &Shape) -> usize {

@@ -616,47 +616,10 @@ impl Engine {
         let auth: Vec<Id> = self.sm.session(session).map_or_else(Vec::new, |s| s.auth.to_vec());
         let api = Failure::Api;
         match request {
-            Request::Read { read, .. } => match read {
-                Read::GetData { path, watch } => {
-                    let (data, stat) = self.sm.get_data(&path, &auth).map_err(api)?;
-                    let answer = Answer::Data { data: data.to_vec(), stat };
-                    if watch {
-                        self.watches.add(session, &path, WatchKind::Data).map_err(api)?;
-                    }
-                    Ok(answer)
-                }
-                Read::Exists { path, watch } => {
-                    if watch {
-                        self.watches.add(session, &path, WatchKind::Data).map_err(api)?;
-                    }
-                    Ok(Answer::Exists(self.sm.exists(&path)))
-                }
-                Read::GetChildren { path, watch, after } => {
-                    let children = self
-                        .sm
-                        .get_children_after(&path, &auth, after.as_deref(), usize::MAX)
-                        .map_err(api)?;
-                    if watch {
-                        self.watches.add(session, &path, WatchKind::Child).map_err(api)?;
-                    }
-                    Ok(Answer::Children {
-                        names: children.names,
-                        stat: children.stat,
-                        more: children.more,
-                    })
-                }
-                Read::GetAcl { path } => {
-                    let (acl, stat) = self.sm.get_acl(&path, &auth).map_err(api)?;
-                    Ok(Answer::Acl { acl, stat })
-                }
-                Read::GetEphemerals { prefix } => {
-                    Ok(Answer::Ephemerals(self.sm.get_ephemerals(session, &prefix)))
-                }
-                Read::GetAllChildrenNumber { path } => {
-                    Ok(Answer::Count(self.sm.get_all_children_number(&path, &auth).map_err(api)?))
-                }
-                Read::Plugins => Ok(Answer::Plugins(self.sm.plugins())),
-            },
+            Request::Read { read, .. } => self.read(session, read, &auth).map_err(api),
+            Request::ReadMany(reads) => Ok(Answer::Many(
+                reads.into_iter().map(|read| self.read(session, read, &auth)).collect(),
+            )),
             Request::Sync { .. } => Ok(Answer::Synced),
             Request::AddWatch { path, kind } => {
                 self.watches.add(session, &path, kind).map_err(api)?;
@@ -684,6 +647,50 @@ impl Engine {
             Request::Write(_) | Request::AddAuth { .. } => {
                 Err(Failure::Unavailable { why: "a write reached the read path".into() })
             }
+        }
+    }
+
+    /// One read against the current state, as `session` (watches it sets
+    /// are the session's).
+    fn read(&mut self, session: SessionId, read: Read, auth: &[Id]) -> Result<Answer, ApiError> {
+        match read {
+            Read::GetData { path, watch } => {
+                let (data, stat) = self.sm.get_data(&path, auth)?;
+                let answer = Answer::Data { data: data.to_vec(), stat };
+                if watch {
+                    self.watches.add(session, &path, WatchKind::Data)?;
+                }
+                Ok(answer)
+            }
+            Read::Exists { path, watch } => {
+                if watch {
+                    self.watches.add(session, &path, WatchKind::Data)?;
+                }
+                Ok(Answer::Exists(self.sm.exists(&path)))
+            }
+            Read::GetChildren { path, watch, after } => {
+                let children =
+                    self.sm.get_children_after(&path, auth, after.as_deref(), usize::MAX)?;
+                if watch {
+                    self.watches.add(session, &path, WatchKind::Child)?;
+                }
+                Ok(Answer::Children {
+                    names: children.names,
+                    stat: children.stat,
+                    more: children.more,
+                })
+            }
+            Read::GetAcl { path } => {
+                let (acl, stat) = self.sm.get_acl(&path, auth)?;
+                Ok(Answer::Acl { acl, stat })
+            }
+            Read::GetEphemerals { prefix } => {
+                Ok(Answer::Ephemerals(self.sm.get_ephemerals(session, &prefix)))
+            }
+            Read::GetAllChildrenNumber { path } => {
+                Ok(Answer::Count(self.sm.get_all_children_number(&path, auth)?))
+            }
+            Read::Plugins => Ok(Answer::Plugins(self.sm.plugins())),
         }
     }
 

@@ -583,3 +583,50 @@ fn the_configured_superuser_passes_every_acl() {
         s.lines
     );
 }
+
+/// Debian's Curator and what it needs, when installed.
+const CURATOR_JARS: &str = "/usr/share/java/curator-recipes.jar:/usr/share/java/curator-framework.jar:/usr/share/java/curator-client.jar:/usr/share/java/zookeeper.jar:/usr/share/java/guava.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar";
+
+#[test]
+fn curator_recipes_work_unchanged() {
+    // Proves Apache Curator 5.4 (Debian's) works against the cluster with
+    // nothing but the connect string: its fluent API, a transaction,
+    // CuratorCache (a persistent recursive watch), InterProcessMutex,
+    // LeaderLatch and DistributedAtomicLong (tests/curator/CuratorCheck.java
+    // checks each; its EnsembleTracker reads /zookeeper/config too).
+    let here = CURATOR_JARS.split(':').all(|jar| std::path::Path::new(jar).exists())
+        && std::process::Command::new("javac").arg("-version").output().is_ok();
+    assert!(
+        here || std::env::var("WARREN_REQUIRE_ZOOKEEPER").as_deref() != Ok("1"),
+        "Curator is not installed; apt-get install libcurator-recipes-java (and a JDK for javac)"
+    );
+    if !here {
+        eprintln!("SKIPPED: Curator is not installed; apt-get install libcurator-recipes-java");
+        return;
+    }
+    let cluster = Cluster::start("zk-curator", 3);
+    ready(&cluster, 1);
+    let classes = cluster.dir().join("curator-classes");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/curator/CuratorCheck.java");
+    let javac = std::process::Command::new("javac")
+        .args(["-cp", CURATOR_JARS, "-d"])
+        .arg(&classes)
+        .arg(source)
+        .output()
+        .expect("run javac");
+    assert!(javac.status.success(), "javac: {}", String::from_utf8_lossy(&javac.stderr));
+    let hosts: Vec<String> = cluster.files.zookeeper.values().map(|a| a.to_string()).collect();
+    let out = std::process::Command::new("java")
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=error")
+        .arg("-cp")
+        .arg(format!("{CURATOR_JARS}:{}", classes.display()))
+        .args(["CuratorCheck", &hosts.join(",")])
+        .output()
+        .expect("run java");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.ends_with("OK\n") && !text.contains("FAIL"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -36,14 +36,11 @@ impl Subtree {
     pub fn new(members: &[(u64, SocketAddr)], clients: &BTreeMap<u64, SocketAddr>) -> Subtree {
         let mut config = String::new();
         for (id, addr) in members {
-            // server.N=host:quorum-port:election-port:role;client-host:port
-            let _ = write!(
-                config,
-                "server.{id}={}:{}:{}:participant",
-                addr.ip(),
-                addr.port(),
-                addr.port()
-            );
+            // server.N=host:quorum-port:election-port:role;client-host:port.
+            // Warren's members elect over the one port they replicate
+            // over; ZooKeeper's parsers refuse an election port equal to
+            // the quorum port, so it is given as 0 (none of its own).
+            let _ = write!(config, "server.{id}={}:{}:0:participant", addr.ip(), addr.port());
             if let Some(client) = clients.get(id) {
                 let _ = write!(config, ";{}:{}", client.ip(), client.port());
             }

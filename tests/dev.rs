@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use warren_client::{Client, ClientConfig, CreateMode};
 
-/// `warren dev` always uses ports 7001 and up: its tests take turns.
+/// `warren dev` always uses ports 7001 and up (and 2181 and up for
+/// ZooKeeper clients): its tests take turns.
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A running `warren dev`. Dropped without [`stop`] (a test that failed
@@ -74,8 +75,9 @@ fn stop(mut dev: Dev, dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_runs_a_cluster_and_resumes_it_with_its_data() {
     // Proves `warren dev` starts a working 3-node cluster on the fixed
-    // ports, stops its nodes when stopped, and a second run on the same
-    // directory serves the data written in the first.
+    // ports (ZooKeeper's 2181-2183 included), stops its nodes when
+    // stopped, and a second run on the same directory serves the data
+    // written in the first.
     let _ports = PORTS.lock().await;
     let dir = TempDir::new("dev");
     let cluster_dir = dir.0.join("warren-dev");
@@ -91,6 +93,14 @@ async fn dev_runs_a_cluster_and_resumes_it_with_its_data() {
     let client = common::retry(|| Client::connect(&config)).await;
     client.create("/kept", b"across runs", CreateMode::Persistent).await.expect("create");
     client.close().await.expect("close");
+    // It serves ZooKeeper clients on 127.0.0.1:2181-2183, every word
+    // allowed.
+    for port in 2181..=2183 {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let srvr = common::zk::four_letter(addr, "srvr").unwrap_or_default();
+        assert!(srvr.contains("Node count:"), "no ZooKeeper port on {addr}: {srvr:?}");
+        assert_eq!(common::zk::four_letter(addr, "ruok").as_deref(), Some("imok"));
+    }
     stop(dev, &cluster_dir);
 
     let dev = start(&cluster_dir);

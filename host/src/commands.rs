@@ -815,7 +815,7 @@ async fn watch_nodes(children: &mut [(u64, std::process::Child)], dir: &Path) ->
         }
         if exited.len() == children.len() {
             return format!(
-                "every node exited (the last line of each log is above; the logs are in {}); is another cluster using ports 7001 and up?",
+                "every node exited (the last line of each log is above; the logs are in {}); is another cluster using ports 7001 and up, or a ZooKeeper the ZooKeeper ports (2181 and up; move them with --zookeeper-port)?",
                 dir.display()
             );
         }

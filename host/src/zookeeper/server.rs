@@ -1054,10 +1054,12 @@ impl Translator {
                         "a ZooKeeper client's write was refused: {why}"
                     );
                 }
-                if let (Shape::Multi(kinds), Some(codes)) =
-                    (&shape, e.multi_codes(shape_len(&shape)))
-                {
-                    let _ = kinds;
+                let codes = match &shape {
+                    Shape::Multi(kinds) => e.multi_codes(kinds.len()),
+                    _ => None,
+                };
+                if let Some(codes) = codes {
+                    // A failed multi: ZooKeeper's per-operation markers.
                     let results =
                         codes.into_iter().map(|c| MultiResult::Error(zk_code(c))).collect();
                     (0, ZkResponse::Multi(results))
@@ -1161,13 +1163,6 @@ fn body(shape: Shape, answer: Answer) -> Option<(i32, ZkResponse)> {
             _ => return None,
         },
     ))
-}
-
-fn shape_len(shape: &Shape) -> usize {
-    match shape {
-        Shape::Multi(kinds) => kinds.len(),
-        _ => 0,
-    }
 }
 
 fn multi_result(kind: Option<CreateOp>, result: OpResult) -> MultiResult {

@@ -190,6 +190,9 @@ if sorted(entered) != [0, 1, 2]:
 queue = Queue(clients[0], "/recipes/queue")
 for item in (b"a", b"b", b"c"):
     queue.put(item)
+# Reads are served by each client's own server: another client's writes
+# are seen there after a sync (as with ZooKeeper).
+clients[1].sync("/recipes/queue")
 got = [Queue(clients[1], "/recipes/queue").get() for _ in range(3)]
 if got != [b"a", b"b", b"c"]:
     fail("the queue gave %r" % got)
@@ -210,6 +213,7 @@ for t in threads:
 for i, c in enumerate(clients):
     if c.client_id[0] != session_ids[i]:
         fail("client %d has a new session" % i)
+clients[0].sync("/")
 members = sorted(clients[0].get_children("/members"))
 if members != ["m0", "m1", "m2", "m3"]:
     fail("the members' ephemerals are %r" % members)
@@ -221,6 +225,7 @@ if election_stats["two_leaders"]:
     fail("two leaders at once %d times" % election_stats["two_leaders"])
 if election_stats["terms"] < 2:
     fail("the election had %d terms" % election_stats["terms"])
+clients[0].sync("/recipes/counter")
 value = Counter(clients[0], "/recipes/counter").value
 most = counted["done"] + counted["unknown"] + suspensions[0]
 if not counted["done"] <= value <= most:

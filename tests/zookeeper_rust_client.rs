@@ -136,6 +136,9 @@ async fn both_protocols_share_one_tree_and_one_kind_of_session() {
         .create("/both", b"from warren", warren_client::CreateMode::Persistent)
         .await
         .expect("create");
+    // Reads are answered by the member a session is on: as with
+    // ZooKeeper, another session's write is seen there after a sync.
+    zk.sync("/both").await.expect("sync");
     let (data, _) = zk.get_data("/both").await.expect("ZooKeeper reads Warren's node");
     assert_eq!(data, b"from warren");
     zk.create("/both/eph", b"from zookeeper", &EPHEMERAL).await.expect("create an ephemeral");

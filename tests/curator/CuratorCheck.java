@@ -36,6 +36,25 @@ public class CuratorCheck {
         return c;
     }
 
+    // Reads are served by each client's own server: another client's
+    // write is seen there once that server has applied it (ZooKeeper's
+    // guarantee too), so a read of it is tried until it is.
+    static <T> T eventually(java.util.concurrent.Callable<T> read, java.util.function.Predicate<T> seen) throws Exception {
+        long deadline = System.currentTimeMillis() + 10000;
+        while (true) {
+            T value = null;
+            try {
+                value = read.call();
+            } catch (org.apache.zookeeper.KeeperException.NoNodeException e) {
+                // not there yet
+            }
+            if ((value != null && seen.test(value)) || System.currentTimeMillis() > deadline) {
+                return value;
+            }
+            Thread.sleep(20);
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String hosts = args[0];
         CuratorFramework a = client(hosts);
@@ -43,15 +62,16 @@ public class CuratorCheck {
 
         // Plain operations through Curator's fluent API.
         a.create().creatingParentsIfNeeded().forPath("/curator/config", "v1".getBytes(StandardCharsets.UTF_8));
-        check(new String(b.getData().forPath("/curator/config"), StandardCharsets.UTF_8).equals("v1"), "create then read from another session");
+        byte[] v1 = eventually(() -> b.getData().forPath("/curator/config"), d -> true);
+        check(v1 != null && new String(v1, StandardCharsets.UTF_8).equals("v1"), "create then read from another session");
         a.setData().withVersion(0).forPath("/curator/config", "v2".getBytes(StandardCharsets.UTF_8));
         a.create().withMode(CreateMode.EPHEMERAL_SEQUENTIAL).forPath("/curator/member-");
-        List<String> members = b.getChildren().forPath("/curator");
+        List<String> members = eventually(() -> b.getChildren().forPath("/curator"), c -> c.size() == 2);
         check(members.size() == 2 && members.contains("config"), "children " + members);
         a.transaction().forOperations(
             a.transactionOp().create().forPath("/curator/t1"),
             a.transactionOp().check().withVersion(1).forPath("/curator/config"));
-        check(b.checkExists().forPath("/curator/t1") != null, "a transaction");
+        check(eventually(() -> b.checkExists().forPath("/curator/t1"), st -> true) != null, "a transaction");
 
         // CuratorCache: a persistent recursive watch (addWatch) underneath.
         CountDownLatch seen = new CountDownLatch(1);
@@ -95,7 +115,7 @@ public class CuratorCheck {
             AtomicValue<Long> v = (i % 2 == 0 ? ca : cb).increment();
             if (v.succeeded()) done.incrementAndGet();
         }
-        check(ca.get().postValue() == done.get(), "the counter counts " + done.get() + " increments");
+        check(eventually(() -> ca.get().postValue(), v -> v == done.get()) == done.get(), "the counter counts " + done.get() + " increments");
 
         a.close();
         b.close();

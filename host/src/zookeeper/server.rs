@@ -143,27 +143,40 @@ impl Drop for Listed<'_> {
     }
 }
 
-/// Accepts connections on `listener` until the node stops.
-pub(crate) async fn listen(listener: tokio::net::TcpListener, front: Arc<Front>) {
+/// The next connection on `listener` that the per-address cap lets in
+/// (a refused one is closed at once), with its place under the cap.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    front: &Arc<Front>,
+    what: &str,
+) -> (tokio::net::TcpStream, SocketAddr, Slot) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors, most likely: wait rather than spin.
-                tracing::warn!("ZooKeeper listener: accept failed: {e}");
+                tracing::warn!("{what}: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let Some(guard) = Slot::take(&front, peer.ip()) else {
+        let Some(guard) = Slot::take(front, peer.ip()) else {
             tracing::warn!(
-                "ZooKeeper listener: {} has {} connections open, the limit (zookeeper_max_client_cnxns); closing the new one",
+                "{what}: {} has {} connections open, the limit (zookeeper_max_client_cnxns); closing the new one",
                 peer.ip(),
                 front.per_ip_max
             );
             continue;
         };
         let _ = stream.set_nodelay(true);
+        return (stream, peer, guard);
+    }
+}
+
+/// Accepts connections on `listener` until the node stops.
+pub(crate) async fn listen(listener: tokio::net::TcpListener, front: Arc<Front>) {
+    loop {
+        let (stream, peer, guard) = accept(&listener, &front, "ZooKeeper listener").await;
         let identity = Id::new("ip", peer.ip().to_string());
         let front = front.clone();
         tokio::spawn(async move {
@@ -185,23 +198,7 @@ pub(crate) async fn listen_tls(
     client_auth: crate::tls::ClientAuth,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!("ZooKeeper TLS listener: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Some(guard) = Slot::take(&front, peer.ip()) else {
-            tracing::warn!(
-                "ZooKeeper TLS listener: {} has {} connections open, the limit (zookeeper_max_client_cnxns); closing the new one",
-                peer.ip(),
-                front.per_ip_max
-            );
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer, guard) = accept(&listener, &front, "ZooKeeper TLS listener").await;
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.tcp_server_config(client_auth));
         let front = front.clone();
         tokio::spawn(async move {

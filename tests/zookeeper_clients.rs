@@ -13,20 +13,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use warren::zookeeper::records::op;
 
-/// Waits until node `id`'s ZooKeeper port opens sessions.
+/// Node `id`'s ZooKeeper address, once it opens sessions.
 fn ready(cluster: &Cluster, id: u64) -> SocketAddr {
     let addr = cluster.files.zookeeper[&id];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let mut s = Script::new(addr);
-        s.open("probe", 10_000);
-        if s.conns.contains_key("probe") {
-            s.call("probe", op::CLOSE_SESSION, |_| {});
-            return addr;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("node {id} opened no ZooKeeper session within 30 s");
+    wait_for_session(addr);
+    addr
 }
 
 fn transcript(addr: SocketAddr, case: fn(&mut Script)) -> Vec<String> {

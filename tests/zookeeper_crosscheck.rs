@@ -22,8 +22,6 @@ mod common;
 
 use common::Cluster;
 use common::zk::*;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 use warren::zookeeper::records::op;
 
 // ---- the cases ----
@@ -415,20 +413,4 @@ fn warren_answers_as_zookeeper_does() {
         "{cases} cases, {lines} replies, notifications and handshakes compared ({differences} known differences)"
     );
     assert!(failures.is_empty(), "Warren differs from ZooKeeper:\n{}", failures.join("\n"));
-}
-
-/// Waits until the Warren cluster opens sessions (it may still be
-/// electing a leader).
-fn wait_for_session(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let mut s = Script::new(addr);
-        s.open("probe", 10_000);
-        if s.conns.contains_key("probe") {
-            s.call("probe", op::CLOSE_SESSION, |_| {});
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the Warren cluster opened no ZooKeeper session within 30 s");
 }

@@ -681,3 +681,19 @@ pub fn auth(scheme: &str, credentials: &str) -> impl FnOnce(&mut Writer) {
         w.buffer(Some(credentials.as_bytes()));
     }
 }
+
+/// Waits (up to 30 s) until the ZooKeeper port at `addr` opens sessions:
+/// the cluster may still be electing a leader.
+pub fn wait_for_session(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut s = Script::new(addr);
+        s.open("probe", 10_000);
+        if s.conns.contains_key("probe") {
+            s.call("probe", op::CLOSE_SESSION, |_| {});
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{addr} opened no ZooKeeper session within 30 s");
+}
